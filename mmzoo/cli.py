@@ -1,0 +1,166 @@
+"""The `mmzoo` command: list, train, export, verify, main."""
+
+import argparse
+import ast
+import json
+import os
+import sys
+
+
+def _parse_overrides(pairs):
+    overrides = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value  # a bare string such as fusion=concat
+    return overrides
+
+
+def _cmd_list(args):
+    from mmzoo import registry
+
+    for name in registry.list_models():
+        print(f"{name}\tvariants: {', '.join(registry.list_variants(name))}")
+    return 0
+
+
+def _cmd_train(args):
+    from mmzoo.training import train
+
+    result = train(
+        args.model,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        variant=args.variant,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        overrides=_parse_overrides(args.set),
+        logdir=args.logdir,
+        export_dir=args.export_dir,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    if result["export"] and not args.no_verify:
+        from mmzoo.export.verify import verify
+
+        report = verify(result["export"])
+        print(report.table(), file=sys.stderr)
+        if not report.ok:
+            return 1
+    summary = {k: result[k] for k in ("model", "dataset", "metrics", "export")}
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _cmd_export(args):
+    from mmzoo.export import export_model
+    from mmzoo.tasks import get_task
+    from mmzoo.training import load_run
+
+    name, model, config, preprocessor, examples = load_run(args.run_dir)
+    path = export_model(
+        model,
+        get_task(name),
+        config,
+        preprocessor,
+        args.export_dir,
+        keep_versions=args.keep,
+        examples=examples,
+    )
+    print(json.dumps({"model": name, "export": path}))
+    return 0
+
+
+def _cmd_verify(args):
+    from mmzoo.export.verify import verify
+
+    report = verify(args.dir)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def _cmd_main(args):
+    from mmzoo.main_job import run_main_job
+
+    return run_main_job(
+        export_dir=args.export_dir, logdir=args.logdir, seed=args.seed
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mmzoo", description="Multimodal model zoo for Keras/TF Serving."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list registered models").set_defaults(
+        func=_cmd_list
+    )
+
+    train = sub.add_parser("train", help="train, evaluate and export a model")
+    train.add_argument("model")
+    train.add_argument("--dataset", default="synthetic")
+    train.add_argument("--data-dir", default=None)
+    train.add_argument("--variant", default="base")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--steps-per-epoch", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set embedding_dim=16 (repeatable)",
+    )
+    train.add_argument("--logdir", default="logs")
+    train.add_argument("--export-dir", default="export")
+    train.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip verifying the export in a fresh process",
+    )
+    train.set_defaults(func=_cmd_train)
+
+    export = sub.add_parser(
+        "export", help="re-export a trained run folder (logs/<model>/<run>)"
+    )
+    export.add_argument("run_dir")
+    export.add_argument("--export-dir", default="export")
+    export.add_argument(
+        "--keep", type=int, default=None, help="keep only the newest N versions"
+    )
+    export.set_defaults(func=_cmd_export)
+
+    verify = sub.add_parser(
+        "verify", help="check an export as TF Serving would load it"
+    )
+    verify.add_argument("dir")
+    verify.set_defaults(func=_cmd_verify)
+
+    main_job = sub.add_parser(
+        "main",
+        help="train every model on synthetic data, export and verify it",
+    )
+    main_job.add_argument("--export-dir", default="export")
+    main_job.add_argument("--logdir", default="logs")
+    main_job.add_argument("--seed", type=int, default=0)
+    main_job.set_defaults(func=_cmd_main)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"mmzoo: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Readers of click-through-rate datasets: criteo, movielens-100k, synthetic.
+
+Each returns `TabularData` (see `mmzoo.data.tabular`): raw `(features,
+label)` splits whose feature names are the serving signature's input names.
+"""
+
+import glob
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.data.splits import split_indices
+from mmzoo.data.tabular import AUTOTUNE, Column, TabularData
+
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+# ---------------------------------------------------------------- criteo --
+
+CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
+CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
+CRITEO_COLUMNS = tuple(Column(n, "numeric") for n in CRITEO_NUMERIC) + tuple(
+    Column(n, "categorical") for n in CRITEO_CATEGORICAL
+)
+_CRITEO_FIELDS = 1 + len(CRITEO_NUMERIC) + len(CRITEO_CATEGORICAL)
+
+
+def _criteo_files(data_dir):
+    if os.path.isfile(data_dir):
+        return [data_dir]
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"criteo: data dir '{data_dir}' does not exist")
+    train = os.path.join(data_dir, "train.txt")
+    if os.path.isfile(train):
+        return [train]
+    files = sorted(
+        glob.glob(os.path.join(data_dir, "*.txt"))
+        + glob.glob(os.path.join(data_dir, "*.tsv"))
+    )
+    if not files:
+        raise ValueError(
+            f"criteo: no train.txt, *.txt or *.tsv file in '{data_dir}'"
+        )
+    return files
+
+
+def _split_of(path, line_numbers, seed):
+    """Deterministic 80/10/10 split id of each line, from (seed, file, line)."""
+    keys = tf.strings.join(
+        [
+            tf.strings.format("{}:{}:", (seed, path)),
+            tf.strings.as_string(line_numbers),
+        ]
+    )
+    bucket = tf.strings.to_hash_bucket_fast(keys, 10)
+    return tf.where(bucket < 8, 0, tf.where(bucket < 9, 1, 2))
+
+
+def _fail_at(bad_rows, path, line_numbers, what):
+    """Asserts no row is bad; the error names the file and first bad line."""
+    first = tf.argmax(tf.cast(bad_rows, tf.int32))
+    message = tf.strings.format(
+        "{}:{}: {}", (path, line_numbers[first] + 1, what)
+    )
+    return tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad_rows)), [message]
+    )
+
+
+def _parse_criteo_lines(path, line_numbers, lines, seed):
+    fields = tf.strings.split(lines, "\t")
+    counts = fields.row_lengths()
+    count_check = _fail_at(
+        tf.not_equal(counts, _CRITEO_FIELDS),
+        path,
+        line_numbers,
+        f"expected {_CRITEO_FIELDS} tab-separated fields "
+        "(label, I1..I13, C1..C26)",
+    )
+    with tf.control_dependencies([count_check]):
+        dense = fields.to_tensor(shape=[None, _CRITEO_FIELDS])
+    label_text = dense[:, 0]
+    number_text = dense[:, 1:14]
+    label_check = _fail_at(
+        tf.logical_not(tf.strings.regex_full_match(label_text, "[01]")),
+        path,
+        line_numbers,
+        "label must be 0 or 1",
+    )
+    number_ok = tf.strings.regex_full_match(
+        number_text, r"-?[0-9]+(\.[0-9]*)?|"
+    )
+    number_check = _fail_at(
+        tf.logical_not(tf.reduce_all(number_ok, axis=1)),
+        path,
+        line_numbers,
+        "I1..I13 must be numbers or empty",
+    )
+    with tf.control_dependencies([label_check, number_check]):
+        label = tf.strings.to_number(label_text, tf.float32)
+        empty = tf.equal(number_text, "")
+        numbers = tf.strings.to_number(
+            tf.where(empty, "0", number_text), tf.float32
+        )
+        numbers = tf.where(empty, np.float32("nan"), numbers)
+    features = {name: numbers[:, i] for i, name in enumerate(CRITEO_NUMERIC)}
+    features.update(
+        {name: dense[:, 14 + i] for i, name in enumerate(CRITEO_CATEGORICAL)}
+    )
+    return features, label, _split_of(path, line_numbers, seed)
+
+
+def read_criteo(data_dir, seed=0):
+    """Reads Criteo display-ads TSV files (no header).
+
+    Columns: label, I1..I13 (integers, may be empty → NaN), C1..C26 (hex
+    strings, may be empty → missing). Lines are split 80/10/10 into
+    train/val/test by a hash of (seed, file, line). Parsing is vectorized
+    and parallel; a malformed line fails with an error naming its file and
+    line number.
+
+    Args:
+        data_dir: str. A TSV file, or a folder holding `train.txt` or
+            `*.txt` / `*.tsv` files.
+        seed: int. Split seed.
+    """
+    files = _criteo_files(data_dir)
+
+    def lines_of(path):
+        lines = tf.data.TextLineDataset(path)
+        numbered = lines.enumerate().batch(4096)
+        return numbered.map(
+            lambda numbers, batch: _parse_criteo_lines(
+                path, numbers, batch, seed
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+
+    parsed = tf.data.Dataset.from_tensor_slices(files).flat_map(lines_of)
+    parsed = parsed.unbatch()
+    splits = {
+        name: parsed.filter(lambda f, y, s, i=index: tf.equal(s, i)).map(
+            lambda f, y, s: (f, y)
+        )
+        for name, index in SPLIT_IDS.items()
+    }
+    return TabularData("criteo", CRITEO_COLUMNS, splits)
+
+
+# ------------------------------------------------------------ movielens --
+
+MOVIELENS_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
+    "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
+    "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+MOVIELENS_COLUMNS = (
+    Column("user_id", "categorical"),
+    Column("item_id", "categorical"),
+    Column("gender", "categorical"),
+    Column("occupation", "categorical"),
+    Column("zip_code", "categorical"),
+    Column("age", "numeric"),
+    Column("genres", "multi_value"),
+    Column("title", "text"),
+)
+
+
+def _read_delimited(path, separator, num_fields, encoding, header=False):
+    """Yields (line number, fields); a wrong field count names the line."""
+    with open(path, encoding=encoding) as f:
+        for number, line in enumerate(f, start=1):
+            if header and number == 1:
+                continue
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            fields = line.split(separator)
+            if len(fields) != num_fields:
+                raise ValueError(
+                    f"{path}:{number}: expected {num_fields} fields separated "
+                    f"by {separator!r}, got {len(fields)}"
+                )
+            yield number, fields
+
+
+def _number(path, number, value, what):
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"{path}:{number}: {what} must be a number, got {value!r}"
+        ) from None
+
+
+def _read_grouplens(data_dir):
+    users, items, ratings = {}, {}, []
+    path = os.path.join(data_dir, "u.user")
+    for number, (uid, age, gender, occupation, zip_code) in _read_delimited(
+        path, "|", 5, "latin-1"
+    ):
+        users[uid] = (
+            _number(path, number, age, "age"),
+            gender,
+            occupation,
+            zip_code,
+        )
+    path = os.path.join(data_dir, "u.item")
+    for number, fields in _read_delimited(path, "|", 24, "latin-1"):
+        flags = fields[5:]
+        if any(flag not in ("0", "1") for flag in flags):
+            raise ValueError(f"{path}:{number}: genre flags must be 0 or 1")
+        genres = [g for g, f in zip(MOVIELENS_GENRES, flags) if f == "1"]
+        items[fields[0]] = (fields[1], "|".join(genres))
+    path = os.path.join(data_dir, "u.data")
+    for number, (uid, iid, rating, _) in _read_delimited(
+        path, "\t", 4, "latin-1"
+    ):
+        ratings.append(
+            (path, number, uid, iid, _number(path, number, rating, "rating"))
+        )
+    return users, items, ratings
+
+
+def _read_recbole(data_dir, prefix):
+    users, items, ratings = {}, {}, []
+    path = os.path.join(data_dir, f"{prefix}.user")
+    for number, (uid, age, gender, occupation, zip_code) in _read_delimited(
+        path, "\t", 5, "utf-8", header=True
+    ):
+        users[uid] = (
+            _number(path, number, age, "age"),
+            gender,
+            occupation,
+            zip_code,
+        )
+    path = os.path.join(data_dir, f"{prefix}.item")
+    for _, (iid, title, _, classes) in _read_delimited(
+        path, "\t", 4, "utf-8", header=True
+    ):
+        items[iid] = (title, "|".join(classes.split()))
+    path = os.path.join(data_dir, f"{prefix}.inter")
+    for number, (uid, iid, rating, _) in _read_delimited(
+        path, "\t", 4, "utf-8", header=True
+    ):
+        ratings.append(
+            (path, number, uid, iid, _number(path, number, rating, "rating"))
+        )
+    return users, items, ratings
+
+
+def read_movielens(data_dir, seed=0):
+    """Reads MovieLens-100k; label = rating >= 4.
+
+    Accepts GroupLens' `ml-100k/` folder (`u.data`, `u.item`, `u.user`) and
+    RecBole's atomic files (`ml-100k.inter`, `.item`, `.user`). Features:
+    `user_id`, `item_id`, `gender`, `occupation`, `zip_code`, `title`,
+    `genres` (`|`-joined) as strings and `age` as float32. Ratings are split
+    80/10/10 by `seed`.
+    """
+    if os.path.isfile(os.path.join(data_dir, "u.data")):
+        users, items, ratings = _read_grouplens(data_dir)
+    else:
+        inter = sorted(glob.glob(os.path.join(data_dir, "*.inter")))
+        if not inter:
+            raise ValueError(
+                f"movielens-100k: '{data_dir}' holds neither u.data "
+                "(GroupLens layout) nor *.inter (RecBole layout)"
+            )
+        users, items, ratings = _read_recbole(
+            data_dir, os.path.basename(inter[0])[: -len(".inter")]
+        )
+    columns = {c.name: [] for c in MOVIELENS_COLUMNS}
+    labels = []
+    for path, number, uid, iid, rating in ratings:
+        if uid not in users:
+            raise ValueError(f"{path}:{number}: unknown user id {uid!r}")
+        if iid not in items:
+            raise ValueError(f"{path}:{number}: unknown item id {iid!r}")
+        age, gender, occupation, zip_code = users[uid]
+        title, genres = items[iid]
+        for name, value in (
+            ("user_id", uid), ("item_id", iid), ("gender", gender),
+            ("occupation", occupation), ("zip_code", zip_code), ("age", age),
+            ("genres", genres), ("title", title),
+        ):  # fmt: skip
+            columns[name].append(value)
+        labels.append(1.0 if rating >= 4 else 0.0)
+    arrays = {
+        name: np.asarray(values, np.float32 if name == "age" else object)
+        for name, values in columns.items()
+    }
+    return _from_arrays(
+        "movielens-100k", MOVIELENS_COLUMNS, arrays, np.float32(labels), seed
+    )
+
+
+def _from_arrays(name, columns, arrays, labels, seed):
+    indices = split_indices(len(labels), seed)
+    splits = {}
+    for split, index in indices.items():
+        features = {
+            c.name: (
+                arrays[c.name][index].astype(np.float32)
+                if c.kind == "numeric"
+                else arrays[c.name][index].astype(str)
+            )
+            for c in columns
+        }
+        splits[split] = tf.data.Dataset.from_tensor_slices(
+            (features, labels[index].astype(np.float32))
+        )
+    return TabularData(name, columns, splits)
+
+
+# ------------------------------------------------------------ synthetic --
+
+SYNTHETIC_COLUMNS = (
+    Column("user_id", "categorical"),
+    Column("item_id", "categorical"),
+    Column("user_segment", "categorical"),
+    Column("item_category", "categorical"),
+    Column("device", "categorical"),
+    Column("price", "numeric"),
+    Column("user_age", "numeric"),
+    Column("tags", "multi_value"),
+    Column("title", "text"),
+)
+_TITLE_WORDS = (
+    "super", "classic", "ultra", "mini", "pro", "smart", "eco", "deluxe",
+    "basic", "premium", "retro", "turbo", "lite", "max", "prime", "neo",
+)  # fmt: skip
+_CATEGORY_WORDS = (
+    "camera", "phone", "lamp", "shoe", "book", "guitar", "watch", "bike",
+    "chair", "kettle",
+)  # fmt: skip
+
+
+def make_synthetic_ctr(num_examples=20_000, seed=0):
+    """Generates a CTR dataset whose clicks come from feature interactions.
+
+    Users belong to 5 segments and items to 10 categories; the click logit
+    is dominated by a segment × category affinity matrix and a device × tag
+    term (pairwise interactions, which the FM part models and a linear model
+    cannot), plus small user/item biases, a price effect and a title-word
+    effect. 5% of ages are missing (NaN). Deterministic for a seed; split
+    80/10/10 by the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    num_users, num_items, num_tags = 500, 300, 20
+    user_segment = rng.integers(0, 5, num_users)
+    user_age = rng.normal(35, 10, num_users).clip(16, 80).round()
+    item_category = rng.integers(0, 10, num_items)
+    item_price = rng.lognormal(3.0, 0.5, num_items).round(2)
+    item_tags = [
+        rng.choice(num_tags, size=rng.integers(1, 4), replace=False)
+        for _ in range(num_items)
+    ]
+    item_words = [
+        rng.choice(len(_TITLE_WORDS), size=2, replace=False)
+        for _ in range(num_items)
+    ]
+    affinity = rng.normal(0, 1.6, (5, 10))
+    device_tag = rng.normal(0, 0.8, (3, num_tags))
+    word_effect = rng.normal(0, 0.4, len(_TITLE_WORDS))
+    user_bias = rng.normal(0, 0.3, num_users)
+    item_bias = rng.normal(0, 0.3, num_items)
+
+    users = rng.integers(0, num_users, num_examples)
+    items = rng.integers(0, num_items, num_examples)
+    devices = rng.integers(0, 3, num_examples)
+    logits = (
+        affinity[user_segment[users], item_category[items]]
+        + np.array(
+            [device_tag[d, item_tags[i]].mean() for d, i in zip(devices, items)]
+        )
+        + np.array([word_effect[item_words[i]].sum() for i in items])
+        + user_bias[users]
+        + item_bias[items]
+        - 0.4 * (np.log(item_price[items]) - 3.0)
+        - 0.8
+    )
+    labels = (rng.random(num_examples) < 1 / (1 + np.exp(-logits))).astype(
+        np.float32
+    )
+    ages = user_age[users].astype(np.float32)
+    ages[rng.random(num_examples) < 0.05] = np.nan
+    arrays = {
+        "user_id": np.array([f"u{u}" for u in users], object),
+        "item_id": np.array([f"i{i}" for i in items], object),
+        "user_segment": np.array(
+            [f"s{user_segment[u]}" for u in users], object
+        ),
+        "item_category": np.array(
+            [_CATEGORY_WORDS[item_category[i]] for i in items], object
+        ),
+        "device": np.array(["mobile", "desktop", "tablet"], object)[devices],
+        "price": item_price[items].astype(np.float32),
+        "user_age": ages,
+        "tags": np.array(
+            ["|".join(f"tag{t}" for t in item_tags[i]) for i in items], object
+        ),
+        "title": np.array(
+            [
+                " ".join(_TITLE_WORDS[w] for w in item_words[i]).title()
+                + f" {_CATEGORY_WORDS[item_category[i]]} {i}"
+                for i in items
+            ],
+            object,
+        ),
+    }
+    return _from_arrays("synthetic", SYNTHETIC_COLUMNS, arrays, labels, seed)
+
+
+def read_ctr_dataset(name, data_dir=None, seed=0):
+    """Reads a CTR dataset by its `--dataset` name."""
+    if name == "synthetic":
+        return make_synthetic_ctr(seed=seed)
+    if data_dir is None:
+        raise ValueError(f"dataset '{name}' needs --data-dir")
+    if name == "criteo":
+        return read_criteo(data_dir, seed)
+    if name == "movielens-100k":
+        return read_movielens(data_dir, seed)
+    raise ValueError(
+        f"deepfm: unknown dataset '{name}'; valid: synthetic, criteo, "
+        "movielens-100k"
+    )

@@ -1,0 +1,64 @@
+import dataclasses
+
+import pytest
+
+import mmzoo
+from mmzoo import registry
+
+
+def test_list_models_has_reference_models():
+    assert "deepfm" in mmzoo.list_models()
+
+
+def test_unknown_model_names_valid_ones():
+    with pytest.raises(ValueError, match="unknown model 'nope'.*deepfm"):
+        mmzoo.build("nope")
+
+
+def test_unknown_variant_names_valid_ones():
+    with pytest.raises(ValueError, match="unknown variant 'huge'.*tiny"):
+        mmzoo.build("deepfm", variant="huge")
+
+
+def test_unknown_override_names_valid_keys():
+    with pytest.raises(ValueError, match="unknown override 'mlp_unit'.*mlp_units"):
+        mmzoo.build("deepfm", variant="tiny", mlp_unit=(8,))
+
+
+def test_overrides_apply():
+    config = mmzoo.get_config("deepfm", "tiny", embedding_dim=7)
+    assert config.embedding_dim == 7
+    assert config.mlp_units == (16, 16)
+
+
+def test_register_twice_raises():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        width: int = 1
+
+    variants = {"tiny": {}, "base": {}}
+    registry.register_model("_dup_test", Config, variants)(lambda c: None)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register_model("_dup_test", Config, variants)(
+                lambda c: None
+            )
+    finally:
+        registry._MODELS.pop("_dup_test")
+
+
+def test_variants_must_include_tiny_and_base():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        width: int = 1
+
+    with pytest.raises(ValueError, match="missing \\['base'\\]"):
+        registry.register_model("_x", Config, {"tiny": {}})
+
+
+def test_config_round_trips_through_json_dict():
+    from mmzoo.export.saved_model import config_to_dict
+
+    config = mmzoo.get_config("deepfm", "tiny")
+    again = registry.config_from_dict("deepfm", config_to_dict(config))
+    assert again == config
