@@ -1,0 +1,315 @@
+"""Greedy and beam-search decoding for `vit_lstm_captioner` models.
+
+The functions take the trained Functional model and call its layers by
+name (`rescaling`, `image_encoder`, `region_features`, `token_embedding`,
+`caption_decoder`, `logits`), so they work on a freshly built model, a
+trained one and one reloaded from a `.keras` file alike. They use
+`keras.ops` loops only: they run eagerly on any backend and trace inside a
+`tf.function(autograph=False)` for a SavedModel signature.
+
+Conventions shared by both decoders:
+    - Output ids exclude the start token, include the end token and are
+      padded with `PAD_ID` after it; a caption that reaches the length
+      limit without an end token is returned as it stands.
+    - The pad and start ids are never generated: their logits are masked
+      before the softmax.
+    - A score is the sum of the log-probabilities of the returned tokens,
+      end token included.
+
+Reference:
+    Xu et al., "Show, Attend and Tell: Neural Image Caption Generation with
+    Visual Attention", ICML 2015. https://arxiv.org/abs/1502.03044
+"""
+
+import keras
+import numpy as np
+
+from mmzoo.models import vit_lstm_captioner as captioner
+
+_NEG = -1e9
+
+
+class _Layers:
+    """The named layers of a captioner that decoding needs."""
+
+    def __init__(self, model):
+        names = (
+            captioner.RESCALING,
+            captioner.IMAGE_ENCODER,
+            captioner.REGION_FEATURES,
+            captioner.TOKEN_EMBEDDING,
+            captioner.CAPTION_DECODER,
+            captioner.LOGITS,
+            captioner.TOKEN_INPUT,
+        )
+        found = {layer.name: layer for layer in model.layers}
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ValueError(
+                f"captioning_decode: model '{model.name}' has no layers "
+                f"{missing}; expected a model from build_vit_lstm_captioner"
+            )
+        self.rescaling = found[captioner.RESCALING]
+        self.encoder = found[captioner.IMAGE_ENCODER]
+        self.regions = found[captioner.REGION_FEATURES]
+        self.embedding = found[captioner.TOKEN_EMBEDDING]
+        self.decoder = found[captioner.CAPTION_DECODER]
+        self.logits = found[captioner.LOGITS]
+        self.input_length = found[captioner.TOKEN_INPUT].output.shape[-1]
+        vocabulary_size = self.logits.units
+        banned = np.zeros([vocabulary_size], "float32")
+        banned[[captioner.PAD_ID, captioner.START_ID]] = _NEG
+        self.banned = banned
+
+    def encode(self, images):
+        """Returns `(regions [B, N, D], pooled [B, D])` of raw images."""
+        images = keras.ops.convert_to_tensor(images, "float32")
+        features = self.encoder(self.rescaling(images), training=False)
+        return self.regions(features)
+
+    def log_probs(self, tokens, state, regions, keys):
+        """Returns `(log-probabilities [B, V], state)` after `tokens`."""
+        embedding = self.embedding(tokens)
+        output, state, _ = self.decoder.step(embedding, state, regions, keys)
+        logits = self.logits(output) + keras.ops.convert_to_tensor(self.banned)
+        return keras.ops.log_softmax(logits, axis=-1), state
+
+
+def _num_steps(layers, max_length):
+    """Tokens to generate: `max_length - 1` (the start token is given)."""
+    if max_length is None:
+        return layers.input_length
+    if max_length < 2:
+        raise ValueError(
+            f"captioning_decode: max_length={max_length}; expected at least "
+            "2 (start token + one generated token)"
+        )
+    return max_length - 1
+
+
+def _write_column(ids, i, tokens):
+    """Returns `ids [B, L]` with column `i` set to `tokens [B]`."""
+    columns = keras.ops.arange(keras.ops.shape(ids)[1], dtype="int32")
+    return keras.ops.where(
+        keras.ops.expand_dims(columns, 0) == i,
+        keras.ops.expand_dims(tokens, 1),
+        ids,
+    )
+
+
+def _not_done(i, steps, finished):
+    return keras.ops.logical_and(
+        i < steps, keras.ops.logical_not(keras.ops.all(finished))
+    )
+
+
+def greedy_decode(model, images, max_length=None):
+    """Decodes captions by taking the most likely token at every step.
+
+    Args:
+        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
+        max_length: int or None. Most caption tokens, start and end
+            included, as in the config. Defaults to the model's
+            `max_length` (its `token_ids` length + 1).
+
+    Returns:
+        A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B])`.
+
+    Example:
+    >>> ids, scores = greedy_decode(model, images)
+    """
+    layers = _Layers(model)
+    steps = _num_steps(layers, max_length)
+    regions, pooled = layers.encode(images)
+    keys = layers.decoder.attention_keys(regions)
+    h, c = layers.decoder.initial_state(pooled)
+
+    scores = keras.ops.zeros_like(pooled[:, 0])
+    batch_ids = keras.ops.cast(scores, "int32")
+    tokens = batch_ids + captioner.START_ID
+    ids = keras.ops.expand_dims(batch_ids, 1) + keras.ops.zeros(
+        (1, steps), "int32"
+    )
+    finished = scores > 0.0
+
+    def body(i, ids, tokens, h, c, scores, finished):
+        log_probs, (h, c) = layers.log_probs(tokens, (h, c), regions, keys)
+        best = keras.ops.cast(keras.ops.argmax(log_probs, axis=-1), "int32")
+        best_log_prob = keras.ops.max(log_probs, axis=-1)
+        tokens = keras.ops.where(finished, captioner.PAD_ID, best)
+        tokens = keras.ops.cast(tokens, "int32")
+        scores = scores + keras.ops.where(finished, 0.0, best_log_prob)
+        ids = _write_column(ids, i, tokens)
+        finished = keras.ops.logical_or(finished, tokens == captioner.END_ID)
+        return i + 1, ids, tokens, h, c, scores, finished
+
+    def cond(i, ids, tokens, h, c, scores, finished):
+        return _not_done(i, steps, finished)
+
+    loop = (0, ids, tokens, h, c, scores, finished)
+    _, ids, _, _, _, scores, _ = keras.ops.while_loop(cond, body, loop)
+    return ids, scores
+
+
+def beam_search_decode(
+    model, images, beam_width=None, max_length=None, length_penalty=0.0
+):
+    """Decodes captions with beam search.
+
+    Each step keeps the `beam_width` most likely of the (beam x vocabulary)
+    extensions. A beam that has produced the end token stops growing (it
+    can only be extended by padding, at no cost) and keeps competing with
+    its final score. At the end, every beam (finished, or cut off at the
+    length limit) is ranked by its score and the best is returned, so a
+    width of 1 is exactly `greedy_decode`.
+
+    Args:
+        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
+        beam_width: int or None. Beams kept per image. Defaults to the
+            config's `beam_width` (stored on the decoder layer).
+        max_length: int or None. Most caption tokens, start and end
+            included. Defaults to the model's `max_length`.
+        length_penalty: float. GNMT length normalization `alpha` for the
+            final ranking only: a beam of `n` tokens ranks by
+            `score / ((5 + n) / 6) ** alpha`. Defaults to 0 (raw
+            log-probability).
+
+    Returns:
+        A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B])`;
+        the scores are unnormalized sums of log-probabilities.
+
+    Example:
+    >>> ids, scores = beam_search_decode(model, images, beam_width=3)
+
+    Reference:
+        Wu et al., "Google's Neural Machine Translation System", 2016
+        (length normalization).
+    """
+    layers = _Layers(model)
+    steps = _num_steps(layers, max_length)
+    width = beam_width or layers.decoder.beam_width
+    vocabulary_size = layers.logits.units
+    if not 1 <= width <= vocabulary_size:
+        raise ValueError(
+            f"captioning_decode: beam_width={width}; expected 1 to "
+            f"vocabulary_size={vocabulary_size}"
+        )
+
+    # Rows are image-major: row b * width + k is beam k of image b.
+    regions, pooled = layers.encode(images)
+    regions = keras.ops.repeat(regions, width, axis=0)
+    pooled = keras.ops.repeat(pooled, width, axis=0)
+    keys = layers.decoder.attention_keys(regions)
+    h, c = layers.decoder.initial_state(pooled)
+
+    row_zeros = keras.ops.zeros_like(pooled[:, 0])
+    row_ids = keras.ops.cast(row_zeros, "int32")
+    tokens = row_ids + captioner.START_ID
+    ids = keras.ops.expand_dims(row_ids, 1) + keras.ops.zeros(
+        (1, steps), "int32"
+    )
+    finished = row_zeros > 0.0
+    # Only beam 0 is live at first, so the first step does not pick the
+    # same token `width` times.
+    first = keras.ops.where(keras.ops.arange(width) == 0, 0.0, _NEG)
+    scores = keras.ops.reshape(row_zeros, (-1, width)) + first
+    pad_only = np.full([vocabulary_size], _NEG, "float32")
+    pad_only[captioner.PAD_ID] = 0.0
+    pad_only = keras.ops.convert_to_tensor(pad_only)
+
+    def body(i, ids, tokens, h, c, scores, finished):
+        log_probs, (h, c) = layers.log_probs(tokens, (h, c), regions, keys)
+        log_probs = keras.ops.where(
+            keras.ops.expand_dims(finished, 1), pad_only, log_probs
+        )
+        candidates = keras.ops.reshape(scores, (-1, 1)) + log_probs
+        candidates = keras.ops.reshape(
+            candidates, (-1, width * vocabulary_size)
+        )
+        scores, index = keras.ops.top_k(candidates, width)
+        index = keras.ops.cast(index, "int32")
+        beam = index // vocabulary_size
+        tokens = keras.ops.reshape(index % vocabulary_size, (-1,))
+        image_rows = keras.ops.arange(keras.ops.shape(index)[0], dtype="int32")
+        rows = keras.ops.reshape(
+            beam + keras.ops.expand_dims(image_rows, 1) * width, (-1,)
+        )
+        ids, h, c, finished = (
+            keras.ops.take(x, rows, axis=0) for x in (ids, h, c, finished)
+        )
+        ids = _write_column(ids, i, tokens)
+        finished = keras.ops.logical_or(finished, tokens == captioner.END_ID)
+        return i + 1, ids, tokens, h, c, scores, finished
+
+    def cond(i, ids, tokens, h, c, scores, finished):
+        return _not_done(i, steps, finished)
+
+    loop = (0, ids, tokens, h, c, scores, finished)
+    _, ids, _, _, _, scores, _ = keras.ops.while_loop(cond, body, loop)
+
+    ranking = scores
+    if length_penalty:
+        lengths = keras.ops.sum(
+            keras.ops.cast(ids != captioner.PAD_ID, "float32"), axis=1
+        )
+        lengths = keras.ops.reshape(lengths, (-1, width))
+        ranking = scores / ((5.0 + lengths) / 6.0) ** length_penalty
+    best = keras.ops.cast(keras.ops.argmax(ranking, axis=1), "int32")
+    image_rows = keras.ops.arange(keras.ops.shape(best)[0], dtype="int32")
+    ids = keras.ops.take(ids, image_rows * width + best, axis=0)
+    scores = keras.ops.take_along_axis(
+        scores, keras.ops.expand_dims(best, 1), axis=1
+    )
+    return ids, keras.ops.squeeze(scores, 1)
+
+
+def generate(model, images, beam_width=None, max_length=None):
+    """Captions `images` eagerly; returns NumPy arrays.
+
+    Args:
+        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
+        beam_width: int or None. 1 decodes greedily. Defaults to the
+            config's `beam_width`.
+        max_length: int or None. Most caption tokens, start and end
+            included. Defaults to the model's `max_length`.
+
+    Returns:
+        A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B])`
+        of NumPy arrays.
+
+    Example:
+    >>> ids, scores = generate(model, images)
+    >>> captions = ids_to_text(ids, vocabulary_tokens)
+    """
+    width = beam_width or _Layers(model).decoder.beam_width
+    if width == 1:
+        ids, scores = greedy_decode(model, images, max_length=max_length)
+    else:
+        ids, scores = beam_search_decode(
+            model, images, beam_width=width, max_length=max_length
+        )
+    return keras.ops.convert_to_numpy(ids), keras.ops.convert_to_numpy(scores)
+
+
+def ids_to_text(token_ids, tokens):
+    """Joins decoded ids into captions, stopping at the end token.
+
+    Args:
+        token_ids: int array `[B, L]`. Output of a decoder.
+        tokens: list of str. The vocabulary, indexed by id.
+
+    Returns:
+        A list of `B` space-joined strings.
+    """
+    captions = []
+    for row in np.asarray(token_ids):
+        words = []
+        for token in row.tolist():
+            if token in (captioner.END_ID, captioner.PAD_ID):
+                break
+            words.append(tokens[token])
+        captions.append(" ".join(words))
+    return captions
