@@ -141,3 +141,17 @@ def test_image_text_pairs_errors(tmp_path):
     assert str(tmp_path / "sub" / "x.txt") in str(info.value)
     with pytest.raises(ValueError, match="not found"):
         read_image_text_pairs(tmp_path / "nope")
+
+
+def test_token_file_with_one_missing_image_among_many_warns(tmp_path, caplog):
+    # The original Flickr8k.token.txt names `2258277193_586949ec62.jpg.1`,
+    # which the release lacks; reading the real file must still work.
+    images = [f"{i}.jpg" for i in range(150)]
+    lines = [f"{name}#0\tA dog runs." for name in images]
+    lines.insert(7, "2258277193_586949ec62.jpg.1#0\tA ghost caption.")
+    _flickr(tmp_path, "Flickr8k.token.txt", "\n".join(lines) + "\n", images)
+    with caplog.at_level("WARNING"):
+        data = read_flickr8k(tmp_path)
+    assert len(data) == 150
+    assert "2258277193_586949ec62.jpg.1" in caplog.text
+    assert "Flickr8k.token.txt:8" in caplog.text
