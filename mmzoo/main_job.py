@@ -50,7 +50,9 @@ def run_main_job(export_dir="export", logdir="logs", seed=0, models=None):
             }
         )
     print()
-    header = f"{'model':<20} {'dataset':<10} {'test metric':<22} {'verified':<9} "
+    header = (
+        f"{'model':<20} {'dataset':<10} {'test metric':<22} {'verified':<9} "
+    )
     print(header + f"{'time':>7}  export")
     for row in rows:
         metric = f"{row['metric']}={row['value']:.4f}"

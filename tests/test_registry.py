@@ -21,7 +21,9 @@ def test_unknown_variant_names_valid_ones():
 
 
 def test_unknown_override_names_valid_keys():
-    with pytest.raises(ValueError, match="unknown override 'mlp_unit'.*mlp_units"):
+    with pytest.raises(
+        ValueError, match="unknown override 'mlp_unit'.*mlp_units"
+    ):
         mmzoo.build("deepfm", variant="tiny", mlp_unit=(8,))
 
 

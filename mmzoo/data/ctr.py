@@ -59,8 +59,10 @@ def _split_of(path, line_numbers, seed):
 def _fail_at(bad_rows, path, line_numbers, what):
     """Asserts no row is bad; the error names the file and first bad line."""
     first = tf.argmax(tf.cast(bad_rows, tf.int32))
-    message = tf.strings.format(
-        "{}:{}: {}", (path, line_numbers[first] + 1, what)
+    # tf.strings.join, not tf.strings.format: format quotes string
+    # arguments, and the message must read `path:line: what`.
+    message = tf.strings.join(
+        [path, ":", tf.strings.as_string(line_numbers[first] + 1), ": ", what]
     )
     return tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(bad_rows)), [message]

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from mmzoo.data import ctr, tabular
+from mmzoo.models.deepfm import example_logloss
 from mmzoo.tasks.base import Prepared, Task
 
 
@@ -41,7 +42,9 @@ class DeepFMTask(Task):
                 loss=keras.losses.BinaryCrossentropy(),
                 metrics=[
                     keras.metrics.AUC(name="auc"),
-                    keras.metrics.BinaryCrossentropy(name="logloss"),
+                    keras.metrics.MeanMetricWrapper(
+                        example_logloss, name="logloss"
+                    ),
                 ],
             )
         else:

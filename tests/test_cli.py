@@ -1,0 +1,173 @@
+"""End-to-end tests of the `mmzoo` command on the real Criteo sample.
+
+One `mmzoo train` run is shared by the module; the other commands work on
+what it left behind (its run folder and export).
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmzoo import cli
+from mmzoo.data.ctr import CRITEO_CATEGORICAL, CRITEO_NUMERIC
+
+
+def _mmzoo_command():
+    script = os.path.join(os.path.dirname(sys.executable), "mmzoo")
+    if os.path.isfile(script):
+        return [script]
+    return [sys.executable, "-m", "mmzoo.cli"]
+
+
+def mmzoo(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [*_mmzoo_command(), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def _last_json(proc):
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no stdout; stderr:\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def criteo_path(shared_data):
+    return os.path.join(shared_data, "criteo_sample.tsv")
+
+
+@pytest.fixture(scope="module")
+def trained(criteo_path, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    proc = mmzoo(
+        "train", "deepfm", "--dataset", "criteo", "--data-dir", criteo_path,
+        "--variant", "tiny", "--epochs", "1",
+        "--logdir", str(tmp / "logs"), "--export-dir", str(tmp / "export"),
+        cwd=tmp,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, proc
+
+
+def test_list_names_deepfm(tmp_path):
+    proc = mmzoo("list", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line]
+    assert "deepfm" in names
+    assert "tiny" in proc.stdout and "base" in proc.stdout
+
+
+def test_train_prints_summary_json_last(trained):
+    tmp, proc = trained
+    summary = _last_json(proc)
+    assert {"model", "dataset", "metrics", "export"} <= set(summary)
+    assert (summary["model"], summary["dataset"]) == ("deepfm", "criteo")
+    for split in ("test", "val"):
+        metrics = summary["metrics"][split]
+        assert 0.0 <= metrics["auc"] <= 1.0, metrics
+        assert math.isfinite(metrics["logloss"]) and metrics["logloss"] > 0
+        # No regularizer in `tiny`: the metric is the loss, example-averaged
+        # (a batch-averaged logloss drifts from it on a filtered split).
+        assert metrics["logloss"] == pytest.approx(metrics["loss"], rel=1e-4)
+    assert summary["export"] == str(tmp / "export" / "deepfm" / "1")
+    assert os.path.isfile(os.path.join(summary["export"], "saved_model.pb"))
+    assert os.path.isfile(tmp / "export" / "models.config")
+
+
+def test_export_run_dir_then_verify(trained):
+    tmp, _ = trained
+    runs = os.listdir(tmp / "logs" / "deepfm")
+    assert len(runs) == 1
+    run_dir = str(tmp / "logs" / "deepfm" / runs[0])
+    proc = mmzoo(
+        "export", run_dir, "--export-dir", str(tmp / "export"), cwd=tmp
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    export = _last_json(proc)["export"]
+    assert export == str(tmp / "export" / "deepfm" / "2")
+    assert os.path.isfile(tmp / "export" / "deepfm" / "1" / "saved_model.pb")
+
+    proc = mmzoo("verify", export, cwd=tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    table = proc.stdout
+    assert "serving_default" in table and "OK" in table.splitlines()[-1]
+    for name in ("I1", "I13", "C1", "C26", "probability"):
+        assert any(name in line.split() for line in table.splitlines()), name
+    assert "float32" in table and "string" in table
+
+
+# The two error paths run `mmzoo.cli.main` in-process (what the console
+# script calls), saving two TensorFlow start-ups.
+
+
+def test_bad_override_names_the_key(criteo_path, tmp_path, capsys):
+    code = cli.main(
+        [
+            "train", "deepfm", "--dataset", "criteo", "--data-dir",
+            criteo_path, "--variant", "tiny", "--set", "mlp_unit=3",
+            "--logdir", str(tmp_path / "logs"),
+            "--export-dir", str(tmp_path / "export"),
+        ]
+    )  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code != 0
+    assert "'mlp_unit'" in stderr and "mlp_units" in stderr
+    assert not os.path.exists(tmp_path / "export" / "deepfm")
+
+
+def test_unknown_dataset_names_the_valid_ones(tmp_path, capsys):
+    code = cli.main(
+        [
+            "train", "deepfm", "--dataset", "avazu", "--variant", "tiny",
+            "--logdir", str(tmp_path / "logs"),
+            "--export-dir", str(tmp_path / "export"),
+        ]
+    )  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code != 0
+    assert "'avazu'" in stderr
+    for name in ("synthetic", "criteo", "movielens-100k"):
+        assert name in stderr, stderr
+
+
+def test_export_answers_raw_values(trained, criteo_path):
+    tmp, _ = trained
+    with open(criteo_path) as f:
+        real = f.readline().rstrip("\n").split("\t")
+    rows = [
+        real[1:],  # a real row: empty fields are missing values
+        ["1"] * 13 + ["deadbeef"] * 26,  # unseen categories everywhere
+        [""] * 39,  # everything missing
+        ["nan", "inf", "-inf", "1e30"] + ["0"] * 9 + [""] * 26,
+    ]
+    raw = {}
+    for i, name in enumerate(CRITEO_NUMERIC):
+        values = [float(row[i]) if row[i] else math.nan for row in rows]
+        raw[name] = tf.constant(values, tf.float32)
+    for i, name in enumerate(CRITEO_CATEGORICAL):
+        raw[name] = tf.constant([row[13 + i] for row in rows])
+    loaded = tf.saved_model.load(str(tmp / "export" / "deepfm" / "1"))
+    outputs = loaded.signatures["serving_default"](**raw)
+    assert set(outputs) == {"probability"}
+    probability = outputs["probability"].numpy()
+    assert probability.shape == (len(rows),)
+    assert probability.dtype == np.float32
+    assert np.isfinite(probability).all(), probability
+    assert ((probability >= 0) & (probability <= 1)).all(), probability
+    # A batch of one gives the same answer as inside the batch.
+    one = loaded.signatures["serving_default"](
+        **{k: v[1:2] for k, v in raw.items()}
+    )["probability"].numpy()
+    np.testing.assert_allclose(one, probability[1:2], atol=1e-6)
