@@ -115,9 +115,10 @@ def save_run(run_dir, model_name, model, config, examples):
     import numpy as np
 
     from mmzoo.export.saved_model import config_to_dict
+    from mmzoo.export.verify import encode_arrays
 
     os.makedirs(run_dir, exist_ok=True)
-    np.savez(os.path.join(run_dir, "examples.npz"), **_pack_examples(examples))
+    np.savez(os.path.join(run_dir, "examples.npz"), **encode_arrays(examples))
     model.save(os.path.join(run_dir, "model.keras"))
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump({"model": model_name, "config": config_to_dict(config)}, f)
@@ -128,6 +129,8 @@ def load_run(run_dir):
     preprocessor, examples)."""
     import numpy as np
 
+    from mmzoo.export.verify import decode_arrays
+
     with open(os.path.join(run_dir, "run.json")) as f:
         run = json.load(f)
     name = run["model"]
@@ -137,54 +140,5 @@ def load_run(run_dir):
         config, os.path.join(run_dir, "preprocessing")
     )
     with np.load(os.path.join(run_dir, "examples.npz")) as data:
-        examples = _unpack_examples(data)
+        examples = decode_arrays(data)
     return name, model, config, preprocessor, examples
-
-
-_LENGTHS = ".lengths"
-
-
-def _pack_examples(examples):
-    """NumPy arrays for `np.savez` that load without pickle.
-
-    String inputs arrive as object arrays of `bytes`, which `np.savez` can
-    only pickle (and `np.load` then refuses). Each is stored exactly (NUL
-    bytes included, which a fixed-width `S` array would strip) as its
-    concatenated bytes plus an array of item lengths.
-    """
-    import numpy as np
-
-    arrays = {}
-    for name, value in examples.items():
-        value = np.asarray(value)
-        if value.dtype != object:
-            arrays[name] = value
-            continue
-        items = [
-            v.encode("utf-8") if isinstance(v, str) else bytes(v)
-            for v in value.ravel()
-        ]
-        arrays[name] = np.frombuffer(b"".join(items), np.uint8)
-        arrays[name + _LENGTHS] = np.array(
-            [len(v) for v in items], np.int64
-        ).reshape(value.shape)
-    return arrays
-
-
-def _unpack_examples(data):
-    """Inverse of `_pack_examples` on a loaded `.npz`."""
-    import numpy as np
-
-    examples = {}
-    for name in data.files:
-        if name.endswith(_LENGTHS):
-            continue
-        value = data[name]
-        if name + _LENGTHS in data.files:
-            lengths = data[name + _LENGTHS]
-            flat = value.tobytes()
-            ends = np.cumsum(lengths.ravel())
-            items = [flat[e - n : e] for e, n in zip(ends, lengths.ravel())]
-            value = np.array(items, dtype=object).reshape(lengths.shape)
-        examples[name] = value
-    return examples

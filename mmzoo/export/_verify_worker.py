@@ -31,6 +31,10 @@ FORBIDDEN_OPS = {
 }  # fmt: skip
 XLA_OPS = {"XlaLaunch", "_XlaCompile", "_XlaRun", "XlaCallModule"}
 EXAMPLES_FILE = "mmzoo_examples.npz"
+# TF Serving's warmup file and its record limit (kept in step with
+# mmzoo/export/warmup.py, which this file must not import).
+WARMUP_FILE = "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
 
 
 # Every SavedModel carries checkpoint save/restore functions; TF Serving
@@ -73,8 +77,236 @@ def _decode(array):
     return tf.make_ndarray(proto)
 
 
+def _float_kind(array):
+    return np.asarray(array).dtype.kind in "fc"
+
+
+def _same(got, want, atol):
+    """Whether outputs `got` match `want` (floats within `atol`)."""
+    if got.shape != want.shape:
+        return False, f"shape {got.shape} vs {want.shape}"
+    if _float_kind(want):
+        diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+        return diff <= atol, f"max |diff| {diff:.3g}"
+    return bool(np.array_equal(got, want)), "values differ"
+
+
+def _replay_examples(path, loaded, report):
+    """Replays `assets.extra/mmzoo_examples.npz`; returns the recorded
+    `{signature: (inputs, outputs)}` as NumPy dicts."""
+    recorded = {}
+    examples = os.path.join(path, "assets.extra", EXAMPLES_FILE)
+    if not os.path.exists(examples):
+        report["errors"].append(f"no assets.extra/{EXAMPLES_FILE} to replay")
+        return recorded
+    data = np.load(examples, allow_pickle=False)
+    for key in sorted(loaded.signatures):
+        prefix_in, prefix_out = f"{key}/in/", f"{key}/out/"
+        inputs = {
+            k[len(prefix_in) :]: _decode(data[k])
+            for k in data.files
+            if k.startswith(prefix_in)
+        }
+        if not inputs:
+            continue
+        wanted = {
+            k[len(prefix_out) :]: _decode(data[k])
+            for k in data.files
+            if k.startswith(prefix_out)
+        }
+        recorded[key] = (inputs, wanted)
+        try:
+            outputs = loaded.signatures[key](
+                **{k: tf.constant(v) for k, v in inputs.items()}
+            )
+        except Exception as error:  # reported, not raised
+            report["errors"].append(
+                f"{key}: recorded examples fail: {_first_line(error)}"
+            )
+            continue
+        for name, want in wanted.items():
+            if name not in outputs:
+                report["errors"].append(f"{key}: no output {name}")
+                continue
+            got = outputs[name].numpy()
+            if _float_kind(want):
+                if not np.all(np.isfinite(got)):
+                    report["errors"].append(f"{key}: {name} not finite")
+                diff = float(np.max(np.abs(got - want))) if got.size else 0
+                report.setdefault("max_abs_diff", {})[f"{key}/{name}"] = diff
+                if got.shape != want.shape or diff > 1e-5:
+                    report["errors"].append(
+                        f"{key}: output {name} differs from the Keras "
+                        f"model by {diff:.3g} (shape {got.shape} vs "
+                        f"{want.shape})"
+                    )
+            elif got.shape != want.shape or not np.array_equal(got, want):
+                report["errors"].append(
+                    f"{key}: output {name} differs from the Keras model"
+                )
+        # The same recorded examples go through every signature: count them
+        # once.
+        report["examples"] = max(
+            report["examples"], len(next(iter(inputs.values())))
+        )
+    return recorded
+
+
+def _first_line(error):
+    text = str(error).strip()
+    # TF errors carry "Graph execution error:" and a stack before the
+    # message that matters; keep the lines that name the problem.
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.startswith(("Graph execution error", "Detected at"))
+        and "stack traces unavailable" not in line
+    ]
+    return f"{type(error).__name__}: " + " ".join(lines)[:500]
+
+
+def _leading_rows(request, recorded_inputs):
+    """The number of leading recorded examples `request` equals, or 0."""
+    if set(request) != set(recorded_inputs):
+        return 0
+    sizes = {len(v) if np.ndim(v) else -1 for v in request.values()}
+    if len(sizes) != 1 or -1 in sizes:
+        return 0
+    rows = sizes.pop()
+    for name, value in request.items():
+        want = recorded_inputs[name]
+        if rows > len(want) or value.shape[1:] != want.shape[1:]:
+            return 0
+        a, b = value, want[:rows]
+        if a.dtype.kind in "fc":
+            same = np.array_equal(a, b, equal_nan=True)
+        else:
+            same = np.array_equal(a, b)
+        if not same:
+            return 0
+    return rows
+
+
+def _replay_warmup(path, loaded, recorded, report):
+    """Replays TF Serving's warmup records through their signatures."""
+    report["warmup_requests"] = 0
+    warmup = os.path.join(path, "assets.extra", WARMUP_FILE)
+    if not os.path.exists(warmup):
+        report["warnings"].append(
+            f"no assets.extra/{WARMUP_FILE}: TF Serving will not warm up "
+            "this model"
+        )
+        return
+    try:
+        from tensorflow_serving.apis import prediction_log_pb2
+    except ImportError:
+        report["warnings"].append(
+            "tensorflow-serving-api is not installed: warmup records not "
+            "replayed"
+        )
+        return
+    try:
+        records = [r.numpy() for r in tf.data.TFRecordDataset(warmup)]
+    except Exception as error:
+        report["errors"].append(
+            f"{WARMUP_FILE} is not a readable TFRecord file: "
+            f"{_first_line(error)}"
+        )
+        return
+    if len(records) > MAX_WARMUP_RECORDS:
+        report["errors"].append(
+            f"{WARMUP_FILE} holds {len(records)} records; TF Serving reads "
+            f"at most {MAX_WARMUP_RECORDS}"
+        )
+    for index, data in enumerate(records):
+        where = f"warmup record {index}"
+        try:
+            log = prediction_log_pb2.PredictionLog.FromString(data)
+        except Exception as error:
+            report["errors"].append(f"{where}: not a PredictionLog: {error}")
+            continue
+        kind = log.WhichOneof("log_type")
+        if kind != "predict_log":
+            report["errors"].append(
+                f"{where}: a {kind} record; mmzoo signatures take predict "
+                "requests"
+            )
+            continue
+        request = log.predict_log.request
+        key = request.model_spec.signature_name or "serving_default"
+        where += f" ({key})"
+        if key not in loaded.signatures:
+            report["errors"].append(f"{where}: no signature {key}")
+            continue
+        signature = loaded.signatures[key]
+        _, specs = signature.structured_input_signature
+        if set(request.inputs) != set(specs):
+            report["errors"].append(
+                f"{where}: inputs {sorted(request.inputs)} do not match the "
+                f"signature's {sorted(specs)}"
+            )
+            continue
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        try:
+            outputs = signature(
+                **{k: tf.constant(v) for k, v in inputs.items()}
+            )
+        except Exception as error:
+            report["errors"].append(f"{where}: {_first_line(error)}")
+            continue
+        report["warmup_requests"] += 1
+        batch = {len(v) for v in inputs.values() if np.ndim(v)}
+        for name, tensor in outputs.items():
+            got = tensor.numpy()
+            if _float_kind(got) and not np.all(np.isfinite(got)):
+                report["errors"].append(f"{where}: output {name} not finite")
+            if batch and (got.ndim == 0 or {len(got)} != batch):
+                report["errors"].append(
+                    f"{where}: output {name} has shape {got.shape}, not the "
+                    f"request's batch size {sorted(batch)}"
+                )
+        if key not in recorded:
+            continue
+        rows = _leading_rows(inputs, recorded[key][0])
+        if not rows:
+            continue
+        for name, want in recorded[key][1].items():
+            if name not in outputs:
+                continue
+            same, detail = _same(outputs[name].numpy(), want[:rows], 1e-5)
+            if not same:
+                report["errors"].append(
+                    f"{where}: output {name} differs from the recorded "
+                    f"Keras output ({detail})"
+                )
+
+
 def main(path):
-    report = {"path": path, "errors": [], "signatures": {}, "examples": 0}
+    report = {
+        "path": path,
+        "errors": [],
+        "warnings": [],
+        "signatures": {},
+        "examples": 0,
+    }
+    try:
+        _check(path, report)
+    except Exception as error:  # the report says it
+        report["errors"].append(f"verification stopped: {_first_line(error)}")
+    report["modules"] = sorted(
+        m
+        for m in sys.modules
+        if m.split(".")[0] in ("keras_hub", "keras_nlp", "mmzoo")
+    )
+    if report["modules"]:
+        report["errors"].append(
+            f"verification process imported {report['modules'][:3]}"
+        )
+    print(json.dumps(report))
+
+
+def _check(path, report):
     ops, xla = _graph_ops(path)
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -98,7 +330,13 @@ def main(path):
     for name in xla:
         report["errors"].append(f"XLA-compiled function {name}")
     report["num_ops"] = len(ops)
-    loaded = tf.saved_model.load(path, tags=["serve"])
+    try:
+        loaded = tf.saved_model.load(path, tags=["serve"])
+    except Exception as error:
+        report["errors"].append(
+            f"tf.saved_model.load failed: {_first_line(error)}"
+        )
+        return
     for key, fn in loaded.signatures.items():
         _, inputs = fn.structured_input_signature
         report["signatures"][key] = {
@@ -112,54 +350,8 @@ def main(path):
         }
     if "serving_default" not in loaded.signatures:
         report["errors"].append("no serving_default signature")
-    examples = os.path.join(path, "assets.extra", EXAMPLES_FILE)
-    if os.path.exists(examples):
-        data = np.load(examples, allow_pickle=False)
-        for key in sorted(loaded.signatures):
-            prefix_in, prefix_out = f"{key}/in/", f"{key}/out/"
-            inputs = {
-                k[len(prefix_in) :]: tf.constant(_decode(data[k]))
-                for k in data.files
-                if k.startswith(prefix_in)
-            }
-            if not inputs:
-                continue
-            outputs = loaded.signatures[key](**inputs)
-            for k in data.files:
-                if not k.startswith(prefix_out):
-                    continue
-                name = k[len(prefix_out) :]
-                got, want = outputs[name].numpy(), _decode(data[k])
-                if want.dtype.kind in "fc":
-                    if not np.all(np.isfinite(got)):
-                        report["errors"].append(f"{key}: {name} not finite")
-                    diff = float(np.max(np.abs(got - want))) if got.size else 0
-                    report.setdefault("max_abs_diff", {})[f"{key}/{name}"] = (
-                        diff
-                    )
-                    if got.shape != want.shape or diff > 1e-5:
-                        report["errors"].append(
-                            f"{key}: output {name} differs from the Keras "
-                            f"model by {diff:.3g} (shape {got.shape} vs "
-                            f"{want.shape})"
-                        )
-                elif got.shape != want.shape or not np.array_equal(got, want):
-                    report["errors"].append(
-                        f"{key}: output {name} differs from the Keras model"
-                    )
-            report["examples"] += len(next(iter(inputs.values())))
-    else:
-        report["errors"].append(f"no assets.extra/{EXAMPLES_FILE} to replay")
-    report["modules"] = sorted(
-        m
-        for m in sys.modules
-        if m.split(".")[0] in ("keras_hub", "keras_nlp", "mmzoo")
-    )
-    if report["modules"]:
-        report["errors"].append(
-            f"verification process imported {report['modules'][:3]}"
-        )
-    print(json.dumps(report))
+    recorded = _replay_examples(path, loaded, report)
+    _replay_warmup(path, loaded, recorded, report)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,90 @@ def next_version(model_dir):
     return versions[-1] + 1 if versions else 1
 
 
+def check_batch_sizes(raw, signature):
+    """Fails with InvalidArgument, naming every input and its batch size,
+    when the batched inputs of one request have different batch sizes.
+
+    Without it a mismatch is undefined: a model may broadcast one input
+    against another, or fail deep inside with a message naming no input.
+    TF Serving's row (`instances`) form cannot send such a request; its
+    columnar (`inputs`) form and gRPC can. The error reads `assertion
+    failed: [inputs of one request need one batch size; got] [device=2,
+    price=3]`.
+
+    Args:
+        raw: dict of input name to tensor.
+        signature: dict of input name to `tf.TensorSpec`.
+
+    Returns:
+        `raw`, its tensors made to depend on the check.
+    """
+    import tensorflow as tf
+
+    batched = sorted(k for k, spec in signature.items() if spec.shape.rank)
+    if len(batched) < 2:
+        return raw
+    sizes = tf.stack([tf.shape(raw[k], out_type=tf.int64)[0] for k in batched])
+    described = tf.strings.reduce_join(
+        tf.strings.join(
+            [tf.constant(batched), tf.strings.as_string(sizes)], "="
+        ),
+        separator=", ",
+    )
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(sizes, sizes[0])),
+        ["inputs of one request need one batch size; got", described],
+    )
+    with tf.control_dependencies([check]):
+        return {k: tf.identity(v) for k, v in raw.items()}
+
+
+def answer_empty_batches(serve, raw, signature):
+    """Runs `serve(raw)`, or answers an empty batch without running it.
+
+    Models are not obliged to handle a batch of zero examples (an arg-max
+    over an empty beam fails deep inside with a message naming no input);
+    a request with none is answered with empty outputs of the model's
+    output dtypes and shapes, whatever the model.
+
+    Args:
+        serve: function `raw -> dict of tensors` (preprocessing + model).
+        raw: dict of input name to tensor.
+        signature: dict of input name to `tf.TensorSpec`.
+    """
+    import tensorflow as tf
+
+    batched = sorted(k for k, spec in signature.items() if spec.shape.rank)
+    if not batched:
+        return serve(raw)
+    specs = []
+
+    def run():
+        outputs = serve(raw)
+        specs.append(
+            tf.nest.map_structure(
+                lambda t: tf.TensorSpec(t.shape, t.dtype), outputs
+            )
+        )
+        return outputs
+
+    def empty():
+        # cond_v2 traces the true branch first, so `specs` is known here.
+        if not specs:
+            raise RuntimeError("the model branch was not traced first")
+
+        def zeros(spec):
+            shape = [0] + [d or 0 for d in spec.shape.as_list()[1:]]
+            if spec.dtype == tf.string:
+                return tf.fill(shape, "")
+            return tf.zeros(shape, spec.dtype)
+
+        return tf.nest.map_structure(zeros, specs[0])
+
+    size = tf.shape(raw[batched[0]])[0]
+    return tf.cond(size > 0, run, empty)
+
+
 def _build_archive(model, task, config, preprocessor):
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -43,8 +127,15 @@ def _build_archive(model, task, config, preprocessor):
 
     def endpoint(serve):
         # Autograph is off in ExportArchive endpoints: `serve` must use
-        # graph-friendly control flow only.
-        return lambda raw: serve(model, preprocessor, raw)
+        # graph-friendly control flow only. Every endpoint checks that the
+        # inputs share one batch size and answers an empty batch itself.
+        def function(raw):
+            raw = check_batch_sizes(raw, signature)
+            return answer_empty_batches(
+                lambda r: serve(model, preprocessor, r), raw, signature
+            )
+
+        return function
 
     archive.add_endpoint(
         SERVING_KEY, endpoint(task.serve), input_signature=[signature]
@@ -82,7 +173,9 @@ def export_model(
             `keep_versions` are removed after the export.
         examples: optional dict of raw input name to a NumPy array (a few
             real examples). Their inputs and the Keras outputs are recorded
-            in `assets.extra/` for `mmzoo verify` to replay.
+            in `assets.extra/` for `mmzoo verify` to replay, and TF
+            Serving warmup requests (batch 1 and all examples, per
+            signature) in `assets.extra/tf_serving_warmup_requests`.
 
     Returns:
         The path of the new version directory.
@@ -110,6 +203,14 @@ def export_model(
             json.dump(metadata, f, indent=2)
         if examples is not None:
             record_examples(staged, model, task, config, preprocessor, examples)
+            from mmzoo.export.warmup import write_warmup_requests
+
+            write_warmup_requests(
+                staged,
+                name,
+                examples,
+                signature_names=(SERVING_KEY, *task.extra_signatures(config)),
+            )
         while True:
             version_dir = os.path.join(model_dir, str(next_version(model_dir)))
             try:
@@ -151,7 +252,8 @@ def record_examples(version_dir, model, task, config, preprocessor, examples):
 
 def write_models_config(export_dir):
     """Writes TF Serving's `models.config` listing every model folder under
-    `export_dir` that holds at least one version."""
+    `export_dir` that holds at least one version, and the batching
+    parameters file beside it (`mmzoo.export.batching`)."""
     entries = []
     for name in sorted(os.listdir(export_dir)):
         model_dir = os.path.join(export_dir, name)
@@ -168,6 +270,10 @@ def write_models_config(export_dir):
     with open(tmp, "w") as f:
         f.write("model_config_list {\n" + "".join(entries) + "}\n")
     os.replace(tmp, path)
+    # The server's --batching_parameters_file, beside --model_config_file.
+    from mmzoo.export.batching import write_batching_parameters
+
+    write_batching_parameters(export_dir)
     return path
 
 

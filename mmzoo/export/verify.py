@@ -40,14 +40,50 @@ class VerifyReport:
         lines.append(
             f"ops walked: {self.details.get('num_ops')}; examples replayed: "
             f"{self.examples}; max |served - keras|: "
-            f"{max(self.details.get('max_abs_diff', {0: 0}).values()):.2e}"
+            f"{max(self.details.get('max_abs_diff', {0: 0}).values()):.2e}; "
+            "warmup requests replayed: "
+            f"{self.details.get('warmup_requests', 0)}"
         )
+        lines += [f"warning: {w}" for w in self.details.get("warnings", [])]
         if self.ok:
             lines.append("OK")
         else:
             lines.append("FAILED:")
             lines += [f"  - {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+def encode_arrays(arrays):
+    """Dict of NumPy arrays → dict of `uint8` arrays holding TensorProtos.
+
+    TensorProto bytes keep string tensors (image bytes with NUL bytes
+    included) exact and load with `np.load(allow_pickle=False)`; the verify
+    worker decodes them with TensorFlow alone.
+    """
+    import tensorflow as tf
+
+    return {
+        name: np.frombuffer(
+            tf.make_tensor_proto(np.asarray(value)).SerializeToString(),
+            np.uint8,
+        )
+        for name, value in arrays.items()
+    }
+
+
+def decode_arrays(encoded):
+    """Inverse of `encode_arrays` (accepts a loaded `.npz` too)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+
+    return {
+        name: tf.make_ndarray(
+            tensor_pb2.TensorProto.FromString(encoded[name].tobytes())
+        )
+        for name in (
+            encoded.files if hasattr(encoded, "files") else list(encoded)
+        )
+    }
 
 
 def write_examples(version_dir, signature_examples):
@@ -58,23 +94,16 @@ def write_examples(version_dir, signature_examples):
         signature_examples: dict of signature name to `(inputs, outputs)`,
             each a dict of name to NumPy array.
     """
-    import tensorflow as tf
-
-    def encode(value):
-        # TensorProto bytes: keeps string tensors (image bytes included)
-        # exact, and loads without pickle.
-        proto = tf.make_tensor_proto(np.asarray(value))
-        return np.frombuffer(proto.SerializeToString(), np.uint8)
-
     arrays = {}
     for key, (inputs, outputs) in signature_examples.items():
-        for name, value in inputs.items():
-            arrays[f"{key}/in/{name}"] = encode(value)
-        for name, value in outputs.items():
-            arrays[f"{key}/out/{name}"] = encode(value)
+        arrays.update({f"{key}/in/{k}": v for k, v in inputs.items()})
+        arrays.update({f"{key}/out/{k}": v for k, v in outputs.items()})
     extra = os.path.join(version_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
-    np.savez(os.path.join(extra, _verify_worker.EXAMPLES_FILE), **arrays)
+    np.savez(
+        os.path.join(extra, _verify_worker.EXAMPLES_FILE),
+        **encode_arrays(arrays),
+    )
 
 
 def verify(path, raise_on_error=False):
@@ -82,7 +111,12 @@ def verify(path, raise_on_error=False):
 
     Checks: every op is registered by stock TensorFlow / TF Text; no file
     system, debug or XLA ops; `serving_default` exists; the recorded
-    examples give the recorded (Keras) outputs within 1e-5 and are finite.
+    examples give the recorded (Keras) outputs within 1e-5 and are finite;
+    every TF Serving warmup record (`assets.extra/
+    tf_serving_warmup_requests`) runs through its signature with finite,
+    batch-shaped outputs, equal to the recorded ones where the request is
+    (a leading slice of) the recorded examples. A missing warmup file is a
+    warning, not an error.
 
     Returns:
         `VerifyReport`.
@@ -102,7 +136,7 @@ def verify(path, raise_on_error=False):
         except (IndexError, json.JSONDecodeError):
             raw = {
                 "errors": [
-                    "verification process failed: "
+                    f"verification process failed (exit {proc.returncode}): "
                     + proc.stderr.strip()[-2000:]
                 ]
             }
