@@ -65,7 +65,7 @@ def fit_features(
     data,
     directory,
     max_vocabulary_size=100_000,
-    min_count=1,
+    min_count=2,
     hash_buckets=None,
     max_lengths=None,
 ):
@@ -80,6 +80,9 @@ def fit_features(
         max_vocabulary_size: int. Most values kept per feature; rarer values
             map to the OOV id.
         min_count: int. Values seen fewer times map to the OOV id.
+            Defaults to 2, so that the OOV (and missing) embeddings are
+            trained on the rare values and an unseen value at serving time
+            gets a learned vector, not its random initialization.
         hash_buckets: optional dict of feature name to a bucket count; those
             features are hashed instead of looked up.
         max_lengths: optional dict of feature name to the tokens kept for

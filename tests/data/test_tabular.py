@@ -82,6 +82,7 @@ def fitted(tmp_path):
         directory,
         hash_buckets={"shop": 16},
         max_lengths={"tags": 2},
+        min_count=1,
     )
     return specs, directory, tabular.TabularPreprocessor(specs, directory)
 
@@ -109,8 +110,9 @@ def test_vocabulary_ids_missing_oov_then_by_frequency(fitted):
 
 def test_vocabulary_size_and_min_count_send_rare_values_to_oov(tmp_path):
     columns = (Column("color", "categorical"),)
-    for kwargs in ({"max_vocabulary_size": 2}, {"min_count": 2}):
-        directory = str(tmp_path / next(iter(kwargs)))
+    for kwargs in ({"max_vocabulary_size": 2, "min_count": 1}, {}):
+        # The default min_count (2) sends the single "green" to OOV.
+        directory = str(tmp_path / str(len(kwargs)))
         specs = tabular.fit_features(_data(columns), directory, **kwargs)
         assert specs[0].vocabulary_size == 4  # pad, oov, red, blue
         preprocessor = tabular.TabularPreprocessor(specs, directory)
