@@ -294,6 +294,44 @@ def generate(model, images, beam_width=None, max_length=None):
     return keras.ops.convert_to_numpy(ids), keras.ops.convert_to_numpy(scores)
 
 
+def attention_weights(model, images, token_ids):
+    """Attention of the decoder over image regions while reading a caption.
+
+    Runs the decoder teacher-forced on `token_ids` (e.g. a decoded
+    caption) and collects the soft attention `alpha` of every step: row
+    `t` is where the decoder looked when it predicted `token_ids[:, t]`.
+
+    Args:
+        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
+        token_ids: int `[B, T]`. Caption ids after the start token.
+
+    Returns:
+        float32 NumPy array `[B, T, N]` over the `N` image regions (ViT
+        patches in row-major order, or CNN feature-map positions); each
+        row sums to 1.
+
+    Example:
+    >>> ids, _ = generate(model, images, beam_width=1)
+    >>> alpha = attention_weights(model, images, ids)  # [B, T, N]
+    """
+    layers = _Layers(model)
+    token_ids = np.asarray(token_ids, "int32")
+    regions, pooled = layers.encode(images)
+    keys = layers.decoder.attention_keys(regions)
+    state = layers.decoder.initial_state(pooled)
+    tokens = np.full([token_ids.shape[0]], captioner.START_ID, "int32")
+    weights = []
+    for t in range(token_ids.shape[1]):
+        embedding = layers.embedding(keras.ops.convert_to_tensor(tokens))
+        _, state, alpha = layers.decoder.step(embedding, state, regions, keys)
+        weights.append(keras.ops.convert_to_numpy(alpha))
+        tokens = token_ids[:, t]
+    if not weights:
+        return np.zeros([token_ids.shape[0], 0, regions.shape[1]], "float32")
+    return np.stack(weights, axis=1).astype("float32")
+
+
 def ids_to_text(token_ids, tokens):
     """Joins decoded ids into captions, stopping at the end token.
 

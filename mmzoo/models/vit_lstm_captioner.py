@@ -141,7 +141,7 @@ VARIANTS = {
         "decoder_units": 64,
         "attention_units": 32,
         "dropout": 0.1,
-        "max_length": 8,
+        "max_length": 16,
     },
     "base": {},
 }

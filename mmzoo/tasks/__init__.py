@@ -5,6 +5,7 @@ import importlib
 # model name → module:class. A module is imported only when its task is used.
 _TASKS = {
     "deepfm": "mmzoo.tasks.deepfm:DeepFMTask",
+    "vit_lstm_captioner": "mmzoo.tasks.captioning:CaptioningTask",
 }
 
 

@@ -1,0 +1,361 @@
+"""Captioning task: image folders → ViT-LSTM captioner → captions from bytes.
+
+Datasets: `synthetic` (shape scenes written in the `flickr8k` layout and
+read back by the same reader as a user's folder), `flickr8k` (`Images/` +
+`captions.txt` or `Flickr8k.token.txt`) and `image-text-pairs` (`x.jpg` +
+`x.txt`). Images, not captions, are split 80/10/10 by seed; every caption
+of a training image is a training example, and every caption of an
+evaluated image is a reference.
+
+Serving: `serving_default` takes `image` (JPEG/PNG bytes `[None]`) and
+returns `caption` (string) and `score` (the caption's log-probability)
+from beam search inside the graph; `greedy` does the same with greedy
+decoding. The vocabulary travels as an asset; ids are detokenized in the
+graph.
+"""
+
+import collections
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.data import caption_pipeline, captions, splits, text
+from mmzoo.data.synthetic_images import write_synthetic_captions
+from mmzoo.metrics.captioning import caption_metrics
+from mmzoo.models import captioning_decode
+from mmzoo.models import vit_lstm_captioner as captioner
+from mmzoo.tasks.base import Prepared, Task
+
+IMAGE = "image"
+
+
+@dataclasses.dataclass
+class CaptionPrepared(Prepared):
+    """`Prepared` plus the images and captions of each split.
+
+    Attributes:
+        data: dict of split name to `mmzoo.data.captions.CaptionData`.
+        baseline_caption: str. The most frequent (standardized) training
+            caption, the "always say this" baseline of `evaluate`.
+    """
+
+    data: dict = dataclasses.field(default_factory=dict)
+    baseline_caption: str = ""
+
+
+class CaptioningTask(Task):
+    """Glue between caption datasets, `vit_lstm_captioner` and serving.
+
+    Attributes:
+        synthetic_images: int. Scenes written for `--dataset synthetic`.
+        learning_rate: float. Adam learning rate.
+        with_meteor: bool. Report METEOR in `evaluate` when Java and
+            pycocoevalcap are there.
+
+    Example:
+    >>> task = CaptioningTask()
+    >>> prepared = task.prepare(config, "flickr8k", "data/flickr8k", "pre", 0)
+    >>> captions, scores = task.caption(model, prepared.preprocessor, [jpeg])
+    """
+
+    model = "vit_lstm_captioner"
+    datasets = ("synthetic", "flickr8k", "image-text-pairs")
+    default_epochs = 10
+    default_batch_size = 64
+    main_job = {"variant": "tiny", "epochs": 15}
+    headline_metrics = ("bleu_4", "cider")
+    contract_overrides = {}
+
+    synthetic_images = 1000
+    learning_rate = 3e-3
+    with_meteor = True
+
+    # ------------------------------------------------------------- data --
+
+    def read(self, dataset, data_dir, directory, seed, image_size):
+        """Reads `dataset` as `CaptionData` (synthetic: written first)."""
+        if dataset == "synthetic":
+            folder = write_synthetic_captions(
+                os.path.join(directory, "synthetic"),
+                self.synthetic_images,
+                seed,
+                image_size=image_size,
+            )
+            return captions.read_flickr8k(folder)
+        if dataset not in self.datasets:
+            raise ValueError(
+                f"{self.model}: unknown dataset '{dataset}'; valid: "
+                f"{', '.join(self.datasets)}"
+            )
+        if not data_dir:
+            raise ValueError(
+                f"{self.model}: dataset '{dataset}' needs --data-dir"
+            )
+        if dataset == "flickr8k":
+            return captions.read_flickr8k(data_dir)
+        return captions.read_image_text_pairs(data_dir)
+
+    def prepare(self, config, dataset, data_dir, directory, seed):
+        data = self.read(dataset, data_dir, directory, seed, config.image_size)
+        caption_pipeline.validate_images(data.image_paths, dataset)
+        index = splits.split_indices(len(data), seed)
+        parts = {
+            name: captions.CaptionData(
+                image_paths=[data.image_paths[i] for i in rows],
+                captions=[data.captions[i] for i in rows],
+            )
+            for name, rows in index.items()
+        }
+        empty = [name for name, part in parts.items() if not len(part)]
+        if empty:
+            raise ValueError(
+                f"{dataset}: {len(data)} images leave the {', '.join(empty)} "
+                "split(s) empty; the 80/10/10 split needs at least 8 images"
+            )
+        train_captions = [c for group in parts["train"].captions for c in group]
+        os.makedirs(directory, exist_ok=True)
+        tokens = caption_pipeline.build_vocabulary(
+            train_captions,
+            os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
+        )
+        config = dataclasses.replace(
+            config,
+            vocabulary_size=len(tokens),
+            max_length=caption_pipeline.caption_length(
+                train_captions, config.max_length
+            ),
+        )
+        standardized = [text.standardize_py(c) for c in train_captions]
+        baseline = collections.Counter(standardized).most_common(1)[0][0]
+        return CaptionPrepared(
+            config=config,
+            preprocessor=self.make_preprocessor(config, directory),
+            splits={
+                name: caption_pipeline.pairs_dataset(part)
+                for name, part in parts.items()
+            },
+            directory=directory,
+            data=parts,
+            baseline_caption=baseline,
+        )
+
+    def make_preprocessor(self, config, directory):
+        return caption_pipeline.CaptionPreprocessor(
+            os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
+            config.image_size,
+            config.max_length,
+        )
+
+    def pipeline(self, prepared, split, batch_size, training=False, seed=0):
+        return caption_pipeline.make_pipeline(
+            prepared.data[split],
+            prepared.preprocessor,
+            batch_size,
+            training=training,
+            seed=seed,
+        )
+
+    def raw_examples(self, prepared, split="test", count=8):
+        """The first `count` images of `split` as a client sends them:
+        `{"image": encoded bytes}` (a NumPy `S` array)."""
+        paths = prepared.data[split].image_paths[:count]
+        return {IMAGE: caption_pipeline.read_image_files(paths)}
+
+    # --------------------------------------------------------- training --
+
+    def compile(self, model, config):
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                self.learning_rate, global_clipnorm=5.0
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=captioner.PAD_ID
+            ),
+        )
+
+    def evaluate(self, model, prepared, split, batch_size):
+        """Caption metrics of beam-search captions on `split`.
+
+        Every image of the split is captioned once by the serving function
+        (beam search, `config.beam_width`) and scored against all its
+        references: BLEU-1..4, METEOR (when Java is there), ROUGE-L and
+        CIDEr-D, as the COCO caption evaluation computes them. Also the
+        teacher-forced `loss`, and `baseline_bleu_4` / `baseline_cider` of
+        always answering the most frequent training caption.
+        """
+        data = prepared.data[split]
+        hypotheses, _ = self.caption(
+            model,
+            prepared.preprocessor,
+            data.image_paths,
+            batch_size=batch_size,
+            graph=True,
+        )
+        tokens = [text.tokenize_py(h) for h in hypotheses]
+        references = [
+            [text.tokenize_py(c) for c in group] for group in data.captions
+        ]
+        results = caption_metrics(
+            tokens, references, with_meteor=self.with_meteor
+        )
+        losses = model.evaluate(
+            self.pipeline(prepared, split, batch_size),
+            return_dict=True,
+            verbose=0,
+        )
+        results["loss"] = float(losses["loss"])
+        baseline = caption_metrics(
+            [text.tokenize_py(prepared.baseline_caption)] * len(references),
+            references,
+            with_meteor=False,
+        )
+        results["baseline_bleu_4"] = baseline["bleu_4"]
+        results["baseline_cider"] = baseline["cider"]
+        return {k: float(v) for k, v in results.items()}
+
+    # ---------------------------------------------------------- serving --
+
+    def serving_signature(self, config):
+        return {IMAGE: tf.TensorSpec([None], tf.string, name=IMAGE)}
+
+    def serve(self, model, preprocessor, raw):
+        """Beam search (the config's `beam_width`) on image bytes."""
+        return _serve(model, preprocessor, raw, beam_width=None)
+
+    def extra_signatures(self, config):
+        return {"greedy": _serve_greedy}
+
+    # ------------------------------------------------------- Python API --
+
+    def caption(
+        self,
+        model,
+        preprocessor,
+        images,
+        beam_width=None,
+        batch_size=32,
+        graph=False,
+    ):
+        """Captions images from Python.
+
+        Args:
+            model: a trained `vit_lstm_captioner`.
+            preprocessor: its `CaptionPreprocessor` (`prepared.preprocessor`
+                or `make_preprocessor`).
+            images: list of encoded JPEG/PNG `bytes` or of file paths.
+            beam_width: int or None. 1 decodes greedily. Defaults to the
+                config's `beam_width`.
+            batch_size: int. Images decoded at a time. Defaults to 32.
+            graph: bool. Decode in a traced `tf.function` (fast, as the
+                SavedModel does) instead of eagerly with
+                `captioning_decode.generate` and `ids_to_text`. Both give
+                the same captions. Defaults to False.
+
+        Returns:
+            A tuple `(captions, scores)`: a list of str and a float32 NumPy
+            array of log-probabilities.
+
+        Example:
+        >>> captions, scores = task.caption(model, prepared.preprocessor,
+        ...                                 ["photo.jpg"])
+        """
+        contents = [
+            image if isinstance(image, bytes) else _read(image)
+            for image in images
+        ]
+        width = (
+            beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+        )
+        if graph:
+            fn = tf.function(
+                lambda data: _serve(
+                    model, preprocessor, {IMAGE: data}, beam_width=width
+                ),
+                input_signature=[tf.TensorSpec([None], tf.string)],
+                autograph=False,
+            )
+        all_captions, all_scores = [], []
+        for start in range(0, len(contents), batch_size):
+            batch = tf.constant(contents[start : start + batch_size])
+            if graph:
+                out = fn(batch)
+                all_captions += [
+                    c.decode("utf-8") for c in out["caption"].numpy()
+                ]
+                all_scores.append(out["score"].numpy())
+                continue
+            pixels = preprocessor.images(batch)
+            ids, scores = captioning_decode.generate(model, pixels, width)
+            all_captions += captioning_decode.ids_to_text(
+                ids, preprocessor.tokens
+            )
+            all_scores.append(scores)
+        scores = (
+            np.concatenate(all_scores).astype("float32")
+            if all_scores
+            else np.zeros([0], "float32")
+        )
+        return all_captions, scores
+
+    def attention(self, model, preprocessor, image, beam_width=None):
+        """Captions one image and returns where the decoder looked.
+
+        Args:
+            model: a trained `vit_lstm_captioner`.
+            preprocessor: its `CaptionPreprocessor`.
+            image: encoded JPEG/PNG `bytes` or a file path.
+            beam_width: int or None. As in `caption`.
+
+        Returns:
+            A tuple `(words, maps, pixels)`: the caption's words (the end
+            token last when generated), float32 `[len(words), h, w]`
+            attention maps over the region grid (each sums to 1), and the
+            decoded float32 `[S, S, 3]` image.
+        """
+        data = image if isinstance(image, bytes) else _read(image)
+        pixels = preprocessor.images(tf.constant([data]))
+        width = (
+            beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+        )
+        ids, _ = captioning_decode.generate(model, pixels, width)
+        row = [int(t) for t in ids[0] if t != captioner.PAD_ID]
+        if captioner.END_ID in row:
+            row = row[: row.index(captioner.END_ID) + 1]
+        weights = captioning_decode.attention_weights(
+            model, pixels, np.array([row], "int32")
+        )[0]
+        side = int(round(np.sqrt(weights.shape[-1])))
+        if side * side != weights.shape[-1]:
+            raise ValueError(
+                f"attention over {weights.shape[-1]} regions is not a "
+                "square grid"
+            )
+        words = [preprocessor.tokens[t] for t in row]
+        return words, weights.reshape(len(row), side, side), pixels[0].numpy()
+
+
+def _read(path):
+    with open(os.fspath(path), "rb") as f:
+        return f.read()
+
+
+def _serve(model, preprocessor, raw, beam_width=None):
+    images = preprocessor.images(raw[IMAGE])
+    width = beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+    if width == 1:
+        ids, scores = captioning_decode.greedy_decode(model, images)
+    else:
+        ids, scores = captioning_decode.beam_search_decode(
+            model, images, beam_width=width
+        )
+    return {
+        "caption": preprocessor.detokenize(ids),
+        "score": tf.cast(scores, tf.float32),
+    }
+
+
+def _serve_greedy(model, preprocessor, raw):
+    return _serve(model, preprocessor, raw, beam_width=1)
