@@ -1,3 +1,3 @@
 """Reference architectures; importing this package registers them all."""
 
-from mmzoo.models import deepfm, vit_lstm_captioner  # noqa: F401
+from mmzoo.models import deepfm, lstnet_diagnosis, vit_lstm_captioner  # noqa: F401

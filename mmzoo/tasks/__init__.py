@@ -6,6 +6,7 @@ import importlib
 _TASKS = {
     "deepfm": "mmzoo.tasks.deepfm:DeepFMTask",
     "vit_lstm_captioner": "mmzoo.tasks.captioning:CaptioningTask",
+    "lstnet_diagnosis": "mmzoo.tasks.diagnosis:DiagnosisTask",
 }
 
 
