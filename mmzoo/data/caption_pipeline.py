@@ -36,8 +36,6 @@ LARGE_CAPTION_COUNT = 10_000
 LARGE_MIN_COUNT = 5
 
 AUTOTUNE = tf.data.AUTOTUNE
-_PNG_END = b"IEND"
-_JPEG_END = b"\xff\xd9"
 
 
 def build_vocabulary(captions, path, min_count=None):
@@ -76,45 +74,6 @@ def caption_length(captions, cap, percentile=95.0):
     lengths = [len(text.tokenize_py(c)) + 2 for c in captions]
     length = int(np.ceil(np.percentile(lengths, percentile)))
     return int(max(3, min(cap, length)))
-
-
-def check_image_bytes(data, name="image"):
-    """Asserts that each of `data [B]` is a complete JPEG or PNG file.
-
-    `decode_image` rejects bytes that are not JPEG or PNG at all; this
-    check catches the common corruption, a truncated upload, with a
-    message naming `name` and the row: a PNG must hold its `IEND` chunk
-    and a JPEG its end-of-image marker (anywhere, so that data appended
-    after the image, as in motion photos, is still accepted).
-
-    Returns:
-        `data`, made to depend on the check.
-    """
-    png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
-    jpeg = tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff")
-    has_png_end = _contains(data, _PNG_END)
-    has_jpeg_end = _contains(data, _JPEG_END)
-    bad = tf.logical_or(
-        tf.logical_and(png, tf.logical_not(has_png_end)),
-        tf.logical_and(jpeg, tf.logical_not(has_jpeg_end)),
-    )
-    # The first bad row, or -1 (also for an empty batch).
-    first_bad = tf.concat([tf.where(bad)[:, 0], [-1]], axis=0)[0]
-    check = tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(bad)),
-        [
-            f"{name}: row",
-            first_bad,
-            "is a truncated or corrupt JPEG/PNG file (no end marker)",
-        ],
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(data)
-
-
-def _contains(data, marker):
-    pieces = tf.strings.split(data, sep=marker, maxsplit=1)
-    return pieces.row_lengths() > 1
 
 
 class CaptionPreprocessor(tf.Module):
@@ -170,7 +129,6 @@ class CaptionPreprocessor(tf.Module):
     def images(self, data, name="image"):
         """Decodes encoded images `data [B]` to float32 `[B, S, S, 3]`
         (0..255); a bad image fails with InvalidArgument naming `name`."""
-        data = check_image_bytes(data, name)
         return decode_images(data, self.image_size, name)
 
     def encode_captions(self, captions):
@@ -225,32 +183,6 @@ class CaptionPreprocessor(tf.Module):
         keep = tf.math.cumprod(tf.cast(going, tf.int32), axis=1) > 0
         words = tf.ragged.boolean_mask(self.id_to_token.lookup(token_ids), keep)
         return tf.strings.reduce_join(words, axis=1, separator=" ")
-
-
-def validate_images(image_paths, where):
-    """Decodes every image file once; raises ValueError naming the first
-    file that is missing, truncated or not a JPEG/PNG image."""
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([], tf.string)], autograph=False
-    )
-    def decode(path):
-        contents = tf.reshape(tf.io.read_file(path), [1])
-        return decode_images(check_image_bytes(contents), 8)
-
-    for path in image_paths:
-        try:
-            decode(tf.constant(path))
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-            message = " ".join(
-                line.strip()
-                for line in str(e).splitlines()
-                if line.strip() and not line.strip().startswith("[[")
-            )
-            raise ValueError(
-                f"{where}: image file {path} cannot be decoded as JPEG/PNG "
-                f"({message[:300]})"
-            ) from None
 
 
 def pairs_dataset(data):

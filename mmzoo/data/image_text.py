@@ -17,14 +17,13 @@ with the SavedModel.
 """
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import text
-from mmzoo.data.images import decode_image, decode_images
+from mmzoo.data.images import decode_images
 from mmzoo.data.vocab import Vocabulary, count_tokens, write_vocabulary
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -152,69 +151,12 @@ class ImageTextPreprocessor(tf.Module):
             )
         outputs = {}
         if IMAGE_KEY in self.keys:
-            # The scope puts the input's name in the path of every decode
-            # op, so a decoder error (e.g. a truncated file) names `image`.
-            with tf.name_scope(IMAGE_KEY):
-                outputs[IMAGE_KEY] = decode_images(
-                    raw[IMAGE_KEY], self.image_size, name=IMAGE_KEY
-                )
+            outputs[IMAGE_KEY] = decode_images(
+                raw[IMAGE_KEY], self.image_size, name=IMAGE_KEY
+            )
         if TEXT_KEY in self.keys:
             outputs[TEXT_KEY] = self.tokenize(raw[TEXT_KEY])
         return outputs
-
-
-def validate_images(paths, where="image-report"):
-    """Decodes every image file once; raises `ValueError` naming bad files.
-
-    The files are decoded in parallel with `tf.data`; elements that fail
-    are dropped, and the first failure is decoded again eagerly for its
-    message. Catching a corrupt file here gives an error that names it,
-    which an error raised inside a training `tf.data` pipeline does not.
-
-    Args:
-        paths: list of str. Image files.
-        where: str. Dataset name used in the message.
-
-    Raises:
-        ValueError: when a file cannot be read, is not JPEG or PNG, or does
-            not decode (e.g. truncated); names the file and the count.
-    """
-    paths = [os.fspath(p) for p in paths]
-    if not paths:
-        return
-
-    def check(index, path):
-        image = decode_image(tf.io.read_file(path), 8, name=path)
-        # Depend on the pixels: a static shape would let tf.data prune the
-        # decode (and its error) away.
-        return index, tf.reduce_sum(image)
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.range(len(paths), dtype=tf.int64), paths)
-    )
-    dataset = dataset.map(
-        check, num_parallel_calls=AUTOTUNE, deterministic=False
-    ).ignore_errors()
-    good = {int(index) for index, _ in dataset.as_numpy_iterator()}
-    bad = [i for i in range(len(paths)) if i not in good]
-    if not bad:
-        return
-    path = paths[bad[0]]
-    try:
-        decode_image(tf.io.read_file(path), 8, name=path)
-        reason = "failed to decode"
-    except tf.errors.OpError as error:
-        reason = error.message.strip().splitlines()[0]
-    raise ValueError(
-        f"{where}: image file {path} cannot be read as a JPEG or PNG image "
-        f"({reason}); {len(bad)} of {len(paths)} image files are bad"
-        + (
-            f", also {', '.join(paths[i] for i in bad[1:4])}"
-            + (" ..." if len(bad) > 4 else "")
-            if len(bad) > 1
-            else ""
-        )
-    )
 
 
 def raw_dataset(examples, image_key=IMAGE_KEY, text_key=TEXT_KEY):

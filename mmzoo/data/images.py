@@ -1,12 +1,58 @@
 """Image decoding shared by the training pipelines and serving signatures."""
 
+import os
+
 import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_END = b"IEND"
+_JPEG_END = b"\xff\xd9"
 
 
 def _is_image(data):
-    png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
-    jpeg = tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff")
+    png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC)
+    jpeg = tf.equal(tf.strings.substr(data, 0, 3), _JPEG_MAGIC)
     return tf.logical_or(png, jpeg)
+
+
+def _contains(data, marker):
+    return tf.strings.split(data, sep=marker, maxsplit=1).row_lengths() > 1
+
+
+def check_image_bytes(data, name="image"):
+    """Asserts that each of `data [B]` is a complete JPEG or PNG file.
+
+    `decode_image` rejects bytes that are not JPEG or PNG at all; this
+    check catches the common corruption, a truncated upload, with a message
+    naming `name` and the row (the decoder's own message names neither): a
+    PNG must hold its `IEND` chunk and a JPEG its end-of-image marker
+    (anywhere, so data appended after the image, as in motion photos, is
+    still accepted).
+
+    Returns:
+        `data`, made to depend on the check.
+    """
+    png = tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC)
+    jpeg = tf.equal(tf.strings.substr(data, 0, 3), _JPEG_MAGIC)
+    bad = tf.logical_or(
+        tf.logical_and(png, tf.logical_not(_contains(data, _PNG_END))),
+        tf.logical_and(jpeg, tf.logical_not(_contains(data, _JPEG_END))),
+    )
+    # The first bad row, or -1 (also for an empty batch).
+    first_bad = tf.concat([tf.where(bad)[:, 0], [-1]], axis=0)[0]
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        [
+            name,
+            ": row",
+            first_bad,
+            "is a truncated or corrupt JPEG/PNG file (no end marker)",
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(data)
 
 
 def decode_image(data, image_size, name="image"):
@@ -35,17 +81,77 @@ def decode_image(data, image_size, name="image"):
 
 
 def decode_images(batch, image_size, name="image"):
-    """Decodes a `[B]` batch of encoded images to `[B, size, size, 3]`."""
-    return tf.map_fn(
-        lambda data: decode_image(data, image_size, name),
-        batch,
-        fn_output_signature=tf.TensorSpec(
-            [image_size, image_size, 3], tf.float32
-        ),
-    )
+    """Decodes a `[B]` batch of encoded images to `[B, size, size, 3]`.
+
+    The batch is checked with `check_image_bytes` first, and the ops are
+    scoped under `name`, so every failure, the decoder's own included,
+    names the input.
+    """
+    scope = name if isinstance(name, str) and name.isidentifier() else None
+    with tf.name_scope(scope or "decode_images"):
+        batch = check_image_bytes(batch, name)
+        return tf.map_fn(
+            lambda data: decode_image(data, image_size, name),
+            batch,
+            fn_output_signature=tf.TensorSpec(
+                [image_size, image_size, 3], tf.float32
+            ),
+        )
 
 
 def read_image_file(path, image_size):
     """Reads and decodes the image file at `path` (a string tensor); a
     missing or unreadable file fails with an error naming it."""
-    return decode_image(tf.io.read_file(path), image_size, name=path)
+    data = tf.reshape(tf.io.read_file(path), [1])
+    return decode_images(data, image_size, name=path)[0]
+
+
+def validate_image_files(paths, where):
+    """Decodes every image file once; raises `ValueError` naming bad files.
+
+    A corrupt file inside a training `tf.data` pipeline fails with an error
+    that does not name it; checking once up front does. The files are
+    decoded in parallel; failures are dropped there and the first one is
+    decoded again eagerly for its message.
+
+    Args:
+        paths: list of str. Image files.
+        where: str. Dataset name used in the message.
+
+    Raises:
+        ValueError: when a file is missing, not JPEG or PNG, or does not
+            decode (e.g. truncated); names it and counts the others.
+    """
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        return
+
+    def check(index, path):
+        # Depend on the pixels: a static shape would let tf.data prune the
+        # decode (and its error) away.
+        return index, tf.reduce_sum(read_image_file(path, 8))
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.range(len(paths), dtype=tf.int64), paths)
+    )
+    dataset = dataset.map(
+        check, num_parallel_calls=AUTOTUNE, deterministic=False
+    ).ignore_errors()
+    good = {int(index) for index, _ in dataset.as_numpy_iterator()}
+    bad = [i for i in range(len(paths)) if i not in good]
+    if not bad:
+        return
+    path = paths[bad[0]]
+    try:
+        read_image_file(tf.constant(path), 8)
+        reason = "failed to decode"
+    except tf.errors.OpError as error:
+        reason = error.message.strip().splitlines()[0]
+    others = ""
+    if len(bad) > 1:
+        others = ", also " + ", ".join(paths[i] for i in bad[1:4])
+        others += " ..." if len(bad) > 4 else ""
+    raise ValueError(
+        f"{where}: image file {path} cannot be read as a JPEG or PNG image "
+        f"({reason}); {len(bad)} of {len(paths)} image files are bad{others}"
+    )

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import caption_pipeline, captions, splits, text
+from mmzoo.data.images import validate_image_files
 from mmzoo.data.synthetic_images import write_synthetic_captions
 from mmzoo.metrics.captioning import caption_metrics
 from mmzoo.models import captioning_decode
@@ -100,7 +101,7 @@ class CaptioningTask(Task):
 
     def prepare(self, config, dataset, data_dir, directory, seed):
         data = self.read(dataset, data_dir, directory, seed, config.image_size)
-        caption_pipeline.validate_images(data.image_paths, dataset)
+        validate_image_files(data.image_paths, dataset)
         index = splits.split_indices(len(data), seed)
         parts = {
             name: captions.CaptionData(

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from mmzoo.data import image_text
 from mmzoo.data.image_report import read_image_report
+from mmzoo.data.images import validate_image_files
 from mmzoo.data.splits import SPLITS, split_indices
 from mmzoo.data.synthetic_images import write_synthetic_diagnosis
 from mmzoo.models import lstnet_diagnosis as model_lib
@@ -94,7 +95,7 @@ class DiagnosisTask(Task):
                 f"{', '.join(self.datasets)}"
             )
         data = read_image_report(data_dir)
-        image_text.validate_images(data.image_paths, where=dataset)
+        validate_image_files(data.image_paths, dataset)
         everything = image_text.ImageTextExamples(
             data.image_paths, data.reports, data.labels
         )
