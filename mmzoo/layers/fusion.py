@@ -6,7 +6,7 @@ with `inputs` a list or dict (sorted key order) of per-modality tensors,
 returning a `[B, D_out]` tensor, or `(fused, weights [B, M])` for layers
 built with `return_weights=True`.
 
-`get_fusion(name, **kwargs)` builds any of them by the names in
+`get_fusion(method, **kwargs)` builds any of them by the names in
 `FUSION_METHODS`, including the alignment and attention layers defined in
 sibling modules.
 """
@@ -393,11 +393,11 @@ WEIGHTED_FUSIONS = (
 """Methods that accept `return_weights=True` (per-modality weights)."""
 
 
-def get_fusion(name, **kwargs):
+def get_fusion(method, **kwargs):
     """Builds a fusion layer by name.
 
     Args:
-        name: str. One of `FUSION_METHODS`.
+        method: str. One of `FUSION_METHODS`.
         **kwargs: constructor arguments of the layer class (e.g. `units`,
             `return_weights`, `name`).
 
@@ -411,21 +411,21 @@ def get_fusion(name, **kwargs):
 
     Example:
     ```python
-    layer = get_fusion("gmu", units=64)
+    layer = get_fusion("gmu", units=64, name="fusion")
     fused = layer([image_vec, text_vec], modality_mask=mask)
     ```
     """
-    if name not in _FUSIONS:
+    if method not in _FUSIONS:
         raise ValueError(
-            f"get_fusion: unknown fusion method {name!r}; valid: "
+            f"get_fusion: unknown fusion method {method!r}; valid: "
             f"{', '.join(FUSION_METHODS)}"
         )
-    if kwargs.get("return_weights") and name not in WEIGHTED_FUSIONS:
+    if kwargs.get("return_weights") and method not in WEIGHTED_FUSIONS:
         raise ValueError(
-            f"get_fusion: fusion method {name!r} does not return weights; "
+            f"get_fusion: fusion method {method!r} does not return weights; "
             f"methods that do: {', '.join(WEIGHTED_FUSIONS)}"
         )
-    cls = _FUSIONS[name]
+    cls = _FUSIONS[method]
     try:
         return cls(**kwargs)
     except TypeError as error:
@@ -435,7 +435,7 @@ def get_fusion(name, **kwargs):
             if p not in ("self", "kwargs")
         ]
         raise ValueError(
-            f"get_fusion: bad arguments {sorted(kwargs)} for {name!r} "
+            f"get_fusion: bad arguments {sorted(kwargs)} for {method!r} "
             f"({cls.__name__}): {error}; it takes {', '.join(params)} and "
             "base layer arguments such as name and dtype"
         ) from error

@@ -385,10 +385,7 @@ def _fusion_layer(config, name, return_weights):
         kwargs["units"] = config.fusion_units
     if return_weights:
         kwargs["return_weights"] = True
-    layer = get_fusion(method, **kwargs)
-    # `get_fusion(name, **kwargs)` takes the method as `name`, so the layer
-    # name cannot be passed through it; rebuild the layer from its config.
-    return type(layer).from_config({**layer.get_config(), "name": name})
+    return get_fusion(method, name=name, **kwargs)
 
 
 def _dense_stack(x, units, dropout, prefix, activation):

@@ -320,3 +320,9 @@ def test_every_layer_runs_on_jax():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX_OK" in result.stdout
+
+
+def test_get_fusion_passes_the_layer_name_through():
+    layer = get_fusion("gmu", units=8, name="my_fusion")
+    assert layer.name == "my_fusion"
+    assert isinstance(layer, GatedFusion)
