@@ -13,7 +13,7 @@ class DeepFMTask(Task):
     datasets = ("synthetic", "criteo", "movielens-100k")
     default_epochs = 3
     default_batch_size = 256
-    main_job = {"variant": "tiny", "epochs": 3}
+    main_job = {"variant": "tiny", "epochs": 3, "batch_size": 64}
     headline_metrics = ("auc", "rmse")
 
     def prepare(self, config, dataset, data_dir, directory, seed):
