@@ -70,6 +70,7 @@ def _cmd_export(args):
         args.export_dir,
         keep_versions=args.keep,
         examples=examples,
+        tpu_function_alias=args.tpu_function_alias,
     )
     print(json.dumps({"model": name, "export": path}))
     return 0
@@ -132,6 +133,13 @@ def build_parser():
     export.add_argument("--export-dir", default="export")
     export.add_argument(
         "--keep", type=int, default=None, help="keep only the newest N versions"
+    )
+    export.add_argument(
+        "--tpu-function-alias",
+        default=None,
+        metavar="ALIAS",
+        help="also export the model's forward pass under this function "
+        "alias (e.g. tpu_func) for the TPU inference converter",
     )
     export.set_defaults(func=_cmd_export)
 

@@ -119,7 +119,19 @@ def answer_empty_batches(serve, raw, signature):
     return tf.cond(size > 0, run, empty)
 
 
-def _build_archive(model, task, config, preprocessor):
+def _model_input_signature(model):
+    """`tf.TensorSpec`s of the Keras model's own (preprocessed) inputs."""
+    import tensorflow as tf
+
+    return {
+        tensor.name: tf.TensorSpec(
+            tensor.shape, tf.as_dtype(tensor.dtype), name=tensor.name
+        )
+        for tensor in model.inputs
+    }
+
+
+def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(preprocessor)
@@ -142,6 +154,15 @@ def _build_archive(model, task, config, preprocessor):
     )
     for name, serve in task.extra_signatures(config).items():
         archive.add_endpoint(name, endpoint(serve), input_signature=[signature])
+    if tpu_function_alias:
+        # The TPU inference converter rewrites the function named by this
+        # alias (the model's forward pass on preprocessed tensors) for the
+        # TPU; string preprocessing stays on the host.
+        archive.add_endpoint(
+            tpu_function_alias,
+            lambda inputs: model(inputs, training=False),
+            input_signature=[_model_input_signature(model)],
+        )
     return archive
 
 
@@ -154,6 +175,7 @@ def export_model(
     name=None,
     keep_versions=None,
     examples=None,
+    tpu_function_alias=None,
 ):
     """Exports `model` with its raw-input serving signature.
 
@@ -176,6 +198,10 @@ def export_model(
             in `assets.extra/` for `mmzoo verify` to replay, and TF
             Serving warmup requests (batch 1 and all examples, per
             signature) in `assets.extra/tf_serving_warmup_requests`.
+        tpu_function_alias: str or None. If set (e.g. `"tpu_func"`), the
+            model's forward pass on preprocessed inputs is also exported as
+            a signature of that name and registered under that function
+            alias, which the TPU inference converter looks for.
 
     Returns:
         The path of the new version directory.
@@ -183,11 +209,24 @@ def export_model(
     name = name or task.model
     model_dir = os.path.join(export_dir, name)
     os.makedirs(model_dir, exist_ok=True)
-    archive = _build_archive(model, task, config, preprocessor)
+    archive = _build_archive(
+        model, task, config, preprocessor, tpu_function_alias
+    )
     tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)
     try:
         staged = os.path.join(tmp_dir, "saved_model")
-        archive.write_out(staged, verbose=False)
+        options = None
+        if tpu_function_alias:
+            import tensorflow as tf
+
+            options = tf.saved_model.SaveOptions(
+                function_aliases={
+                    tpu_function_alias: getattr(
+                        archive._tf_trackable, tpu_function_alias
+                    )
+                }
+            )
+        archive.write_out(staged, options=options, verbose=False)
         extra = os.path.join(staged, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         metadata = {
