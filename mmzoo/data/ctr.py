@@ -45,10 +45,16 @@ def _criteo_files(data_dir):
 
 
 def _split_of(path, line_numbers, seed):
-    """Deterministic 80/10/10 split id of each line, from (seed, file, line)."""
+    """Deterministic 80/10/10 split id of each line, from (seed, file name,
+    line). The file's base name, not its path, so a copy of the data in
+    another folder or on another machine splits the same way."""
+    name = tf.strings.regex_replace(path, r"^.*[/\\]", "")
     keys = tf.strings.join(
         [
-            tf.strings.format("{}:{}:", (seed, path)),
+            tf.strings.as_string(seed),
+            ":",
+            name,
+            ":",
             tf.strings.as_string(line_numbers),
         ]
     )

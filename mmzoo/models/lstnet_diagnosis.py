@@ -123,6 +123,9 @@ class LSTNetDiagnosisConfig:
         fusion_heads: int. Attention heads of `cross_attention`. Defaults
             to 4.
         lmf_rank: int. Rank of `lmf`. Defaults to 4.
+        adversarial_loss_weight: float. Weight of the modality
+            discriminator's loss of `adversarial_alignment`. Defaults to
+            0.05.
         modalities: tuple of str. Subset of `("image", "report")` the model
             uses; one modality turns the other branch off (ablations) and
             needs no fusion. A string such as `"image"` or `"image,report"`
@@ -171,6 +174,7 @@ class LSTNetDiagnosisConfig:
     fusion_units: int = 256
     fusion_heads: int = 4
     lmf_rank: int = 4
+    adversarial_loss_weight: float = 0.05
     modalities: tuple = MODALITIES
     modality_dropout: float = 0.0
     hidden_units: tuple = (256,)
@@ -380,6 +384,11 @@ def _fusion_layer(config, name, return_weights):
         )
     elif method == "lmf":
         kwargs.update(units=config.fusion_units, rank=config.lmf_rank)
+    elif method == "adversarial_alignment":
+        kwargs.update(
+            units=config.fusion_units,
+            loss_weight=config.adversarial_loss_weight,
+        )
     elif method != "concat":
         # attention, attention_pooling (scorer width), the alignments, gmu.
         kwargs["units"] = config.fusion_units

@@ -65,8 +65,11 @@ def test_criteo_empty_fields_are_nan_and_empty_string(criteo_path):
     # First line of the sample: I1 is empty, I2 = 3; C19 and C20 are empty.
     data = ctr.read_criteo(criteo_path, seed=0)
     rows = sum(_all_rows(data).values(), [])
-    first = next(r for r in rows if r[14] == "05db9164" and r[2] == 3.0)
-    assert first[1] is None and first[3] == 260.0
+    # Two rows have C1 = 05db9164 and I2 = 3; I3 = 260 picks the first line.
+    first = next(
+        r for r in rows if r[14] == "05db9164" and r[2] == 3.0 and r[3] == 260.0
+    )
+    assert first[1] is None
     assert first[14 + 18] == "" and first[14 + 19] == ""
     features, _ = next(iter(data.splits["train"].batch(CRITEO_ROWS)))
     assert features["I1"].dtype == tf.float32
@@ -313,3 +316,14 @@ def test_movielens_recbole_genres_are_pipe_joined(recbole_movielens):
     }
     assert genres <= set(GENRES) and "Children's" in genres
     assert len(genres) >= 18
+
+
+def test_criteo_split_does_not_depend_on_the_folder(criteo_path, tmp_path):
+    copy = tmp_path / "elsewhere" / os.path.basename(criteo_path)
+    copy.parent.mkdir()
+    shutil.copy(criteo_path, copy)
+    here = _all_rows(ctr.read_criteo(criteo_path, seed=3))
+    there = _all_rows(ctr.read_criteo(str(copy), seed=3))
+    assert {k: sorted(v, key=repr) for k, v in here.items()} == {
+        k: sorted(v, key=repr) for k, v in there.items()
+    }
