@@ -82,6 +82,16 @@ class Vocabulary(tf.Module):
                 f"vocabulary file {path}: first lines must be {PAD_TOKEN} and "
                 f"{OOV_TOKEN}, got {self.tokens[:2]}"
             )
+        # Reserved tokens ("[PAD]", "[OOV]", "[START]", ...) lead the file;
+        # a client value spelling one of them is an ordinary unseen value.
+        self.num_reserved = next(
+            (
+                i
+                for i, token in enumerate(self.tokens)
+                if not (token.startswith("[") and token.endswith("]"))
+            ),
+            len(self.tokens),
+        )
         self.asset = tf.saved_model.Asset(path)
         initializer = tf.lookup.TextFileInitializer(
             self.asset,
@@ -102,6 +112,9 @@ class Vocabulary(tf.Module):
         if isinstance(strings, tf.RaggedTensor):
             return strings.with_flat_values(self.lookup(strings.flat_values))
         ids = self.table.lookup(strings)
+        ids = tf.where(
+            ids < self.num_reserved, tf.constant(OOV_ID, tf.int64), ids
+        )
         ids = tf.where(
             tf.equal(strings, ""), tf.constant(PAD_ID, tf.int64), ids
         )

@@ -58,7 +58,9 @@ class _Layers:
         self.input_length = found[captioner.TOKEN_INPUT].output.shape[-1]
         vocabulary_size = self.logits.units
         banned = np.zeros([vocabulary_size], "float32")
-        banned[[captioner.PAD_ID, captioner.START_ID]] = _NEG
+        # Never generated: padding, the start token, and OOV (a caption
+        # saying "[OOV]" is worse than its next best word).
+        banned[[captioner.PAD_ID, captioner.OOV_ID, captioner.START_ID]] = _NEG
         self.banned = banned
 
     def encode(self, images):

@@ -303,3 +303,11 @@ def test_saved_model_preprocessor_equals_eager_with_vocab_assets(
         assert served[name].dtype == want.dtype, name
     for name in ("color", "tags", "title"):
         assert served[name].dtype == np.int32
+
+
+def test_values_spelling_reserved_tokens_are_unseen_values(fitted):
+    _, _, preprocessor = fitted
+    ids = preprocessor(_batch(3, color=["[PAD]", "[OOV]", "red"]))[
+        "color"
+    ].numpy()
+    np.testing.assert_array_equal(ids, [1, 1, 2])

@@ -71,7 +71,7 @@ def _sequence_log_prob(model, image, captions):
         verbose=0,
     )
     banned = np.zeros(VOCAB, "float32")
-    banned[[captioner.PAD_ID, captioner.START_ID]] = -1e9
+    banned[[captioner.PAD_ID, captioner.OOV_ID, captioner.START_ID]] = -1e9
     log_probs = keras.ops.convert_to_numpy(
         keras.ops.log_softmax(logits + banned, axis=-1)
     )
