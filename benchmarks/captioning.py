@@ -21,15 +21,15 @@ Prints a table, then ONE JSON line with every figure.
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from _machine import run_header
 
 BATCH_SIZES = (1, 16)
 SIGNATURES = (("greedy", "greedy"), ("beam 3", "serving_default"))
@@ -248,21 +248,7 @@ def main(argv=None):
             )
 
     summary = {
-        "benchmark": "captioning",
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
-        "machine": {
-            "cpu_cores": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            # Other work on the machine skews the figures.
-            "load_average_1m": [
-                round(load_before, 2),
-                round(os.getloadavg()[0], 2),
-            ],
-        },
+        **run_header("captioning", load_before),
         "settings": {
             "variant": args.variant,
             "image_size": config.image_size,

@@ -27,16 +27,16 @@ Prints a table, then ONE JSON line with every figure.
 """
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from _machine import run_header
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "_deepctr_worker.py")
@@ -357,22 +357,7 @@ def main(argv=None):
         results["deepctr"] = dc
 
     summary = {
-        "benchmark": "deepfm",
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
-        "machine": {
-            "cpu_cores": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            # Other work on the machine skews the figures; recorded so a
-            # reader can tell.
-            "load_average_1m": [
-                round(load_before, 2),
-                round(os.getloadavg()[0], 2),
-            ],
-        },
+        **run_header("deepfm", load_before),
         "settings": {
             "rows": args.rows,
             "train_rows": num_train,

@@ -105,6 +105,38 @@ def _not_done(i, steps, finished):
     )
 
 
+def _start(layers, images, steps, repeat=1):
+    """Encodes `images` and returns the decoding loop's initial values.
+
+    Rows are image-major when `repeat > 1` (row `b * repeat + k` is copy
+    `k` of image `b`, as beam search wants).
+
+    Returns:
+        `(regions, keys, (h, c), zeros [R], start tokens [R], ids [R,
+        steps], finished [R])`.
+    """
+    regions, pooled = layers.encode(images)
+    if repeat > 1:
+        regions = keras.ops.repeat(regions, repeat, axis=0)
+        pooled = keras.ops.repeat(pooled, repeat, axis=0)
+    keys = layers.decoder.attention_keys(regions)
+    state = layers.decoder.initial_state(pooled)
+    zeros = keras.ops.zeros_like(pooled[:, 0])
+    row_ids = keras.ops.cast(zeros, "int32")
+    ids = keras.ops.expand_dims(row_ids, 1) + keras.ops.zeros(
+        (1, steps), "int32"
+    )
+    return (
+        regions,
+        keys,
+        state,
+        zeros,
+        row_ids + captioner.START_ID,
+        ids,
+        zeros > 0.0,
+    )
+
+
 def greedy_decode(model, images, max_length=None):
     """Decodes captions by taking the most likely token at every step.
 
@@ -123,17 +155,9 @@ def greedy_decode(model, images, max_length=None):
     """
     layers = _Layers(model)
     steps = _num_steps(layers, max_length)
-    regions, pooled = layers.encode(images)
-    keys = layers.decoder.attention_keys(regions)
-    h, c = layers.decoder.initial_state(pooled)
-
-    scores = keras.ops.zeros_like(pooled[:, 0])
-    batch_ids = keras.ops.cast(scores, "int32")
-    tokens = batch_ids + captioner.START_ID
-    ids = keras.ops.expand_dims(batch_ids, 1) + keras.ops.zeros(
-        (1, steps), "int32"
+    regions, keys, (h, c), scores, tokens, ids, finished = _start(
+        layers, images, steps
     )
-    finished = scores > 0.0
 
     def body(i, ids, tokens, h, c, scores, finished):
         log_probs, (h, c) = layers.log_probs(tokens, (h, c), regions, keys)
@@ -200,19 +224,9 @@ def beam_search_decode(
         )
 
     # Rows are image-major: row b * width + k is beam k of image b.
-    regions, pooled = layers.encode(images)
-    regions = keras.ops.repeat(regions, width, axis=0)
-    pooled = keras.ops.repeat(pooled, width, axis=0)
-    keys = layers.decoder.attention_keys(regions)
-    h, c = layers.decoder.initial_state(pooled)
-
-    row_zeros = keras.ops.zeros_like(pooled[:, 0])
-    row_ids = keras.ops.cast(row_zeros, "int32")
-    tokens = row_ids + captioner.START_ID
-    ids = keras.ops.expand_dims(row_ids, 1) + keras.ops.zeros(
-        (1, steps), "int32"
+    regions, keys, (h, c), row_zeros, tokens, ids, finished = _start(
+        layers, images, steps, repeat=width
     )
-    finished = row_zeros > 0.0
     # Only beam 0 is live at first, so the first step does not pick the
     # same token `width` times.
     first = keras.ops.where(keras.ops.arange(width) == 0, 0.0, _NEG)
