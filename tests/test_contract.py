@@ -22,7 +22,7 @@ import tensorflow as tf
 import mmzoo
 from mmzoo.export import export_model
 from mmzoo.export.verify import verify
-from mmzoo.tasks import get_task
+from tests.tiny import tiny_model
 
 MODELS = mmzoo.list_models()
 
@@ -31,16 +31,7 @@ MODELS = mmzoo.list_models()
 def trained(request, tmp_path_factory):
     name = request.param
     tmp = tmp_path_factory.mktemp(name)
-    task = get_task(name)
-    keras.utils.set_random_seed(0)
-    config = mmzoo.get_config(name, "tiny", **task.contract_overrides)
-    prepared = task.prepare(config, "synthetic", None, str(tmp / "assets"), 0)
-    model = mmzoo.build(name, config=prepared.config)
-    task.compile(model, prepared.config)
-    batch = next(iter(task.pipeline(prepared, "train", 4, training=True)))
-    history = model.fit(
-        tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0
-    )
+    task, prepared, model, history = tiny_model(name, str(tmp), 4)
     return name, task, prepared, model, history, tmp
 
 

@@ -28,7 +28,6 @@ import dataclasses
 import functools
 import io
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,8 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mmzoo
-from mmzoo.export import export_model
-from mmzoo.tasks import get_task
+from tests.tiny import export_tiny, tiny_model
 
 MODELS = mmzoo.list_models()
 GOOD_ROWS = 3
@@ -88,20 +86,9 @@ class Served:
 def served(request, tmp_path_factory):
     name = request.param
     tmp = tmp_path_factory.mktemp(f"hostile-{name}")
-    task = get_task(name)
-    keras.utils.set_random_seed(0)
-    config = mmzoo.get_config(name, "tiny", **task.contract_overrides)
-    prepared = task.prepare(config, "synthetic", None, str(tmp / "assets"), 0)
-    model = mmzoo.build(name, config=prepared.config)
+    task, prepared, model, _ = tiny_model(name, str(tmp))
     good = task.raw_examples(prepared, "test", GOOD_ROWS)
-    path = export_model(
-        model,
-        task,
-        prepared.config,
-        prepared.preprocessor,
-        str(tmp / "export"),
-        examples=good,
-    )
+    path = export_tiny(task, prepared, model, str(tmp), good)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     _, specs = signature.structured_input_signature
     expected = task.serve(

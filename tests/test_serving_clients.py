@@ -15,7 +15,6 @@ import json
 import threading
 
 import grpc
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,10 +23,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-import mmzoo
 from mmzoo import serving
-from mmzoo.export import export_model
-from mmzoo.tasks import get_task
+from tests.tiny import export_tiny, tiny_model
 
 # ------------------------------------------------------------ REST bodies --
 
@@ -264,23 +261,9 @@ def test_grpc_request_fields():
 @pytest.fixture(scope="module")
 def deepfm_export(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clients")
-    task = get_task("deepfm")
-    keras.utils.set_random_seed(0)
-    config = mmzoo.get_config("deepfm", "tiny", **task.contract_overrides)
-    prepared = task.prepare(config, "synthetic", None, str(tmp / "assets"), 0)
-    model = mmzoo.build("deepfm", config=prepared.config)
-    task.compile(model, prepared.config)
-    batch = next(iter(task.pipeline(prepared, "train", 16, training=True)))
-    model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+    task, prepared, model, _ = tiny_model("deepfm", str(tmp), 16)
     raw = task.raw_examples(prepared, "test", 5)
-    path = export_model(
-        model,
-        task,
-        prepared.config,
-        prepared.preprocessor,
-        str(tmp / "export"),
-        examples=raw,
-    )
+    path = export_tiny(task, prepared, model, str(tmp), raw)
     keras_out = {
         k: np.asarray(v)
         for k, v in task.serve(

@@ -3,17 +3,13 @@
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-import mmzoo
 from mmzoo.export import export_model
 from mmzoo.export.verify import verify
-from mmzoo.tasks import get_task
+from tests.tiny import tiny_model
 
 
 def test_tpu_function_alias_names_the_model_forward_pass(tmp_path):
-    task = get_task("deepfm")
-    config = mmzoo.get_config("deepfm", "tiny")
-    prepared = task.prepare(config, "synthetic", None, str(tmp_path / "a"), 0)
-    model = mmzoo.build("deepfm", config=prepared.config)
+    task, prepared, model, _ = tiny_model("deepfm", str(tmp_path))
     raw = task.raw_examples(prepared, "test", 4)
     path = export_model(
         model,

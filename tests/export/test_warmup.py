@@ -10,14 +10,11 @@ import os
 import re
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-import mmzoo
-from mmzoo.export import export_model
 from mmzoo.export.batching import (
     BATCHING_FILE,
     CPU_DEFAULTS,
@@ -32,7 +29,7 @@ from mmzoo.export.warmup import (
     warmup_records,
     write_warmup_requests,
 )
-from mmzoo.tasks import get_task
+from tests.tiny import export_tiny, tiny_model
 
 EXAMPLES = {
     # Bytes that are not UTF-8 and end in NUL must survive unchanged.
@@ -124,20 +121,9 @@ def test_without_tensorflow_serving_api_warns_and_skips(
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("warmup")
-    task = get_task("deepfm")
-    keras.utils.set_random_seed(0)
-    config = mmzoo.get_config("deepfm", "tiny", **task.contract_overrides)
-    prepared = task.prepare(config, "synthetic", None, str(tmp / "assets"), 0)
-    model = mmzoo.build("deepfm", config=prepared.config)
+    task, prepared, model, _ = tiny_model("deepfm", str(tmp))
     raw = task.raw_examples(prepared, "test", 6)
-    path = export_model(
-        model,
-        task,
-        prepared.config,
-        prepared.preprocessor,
-        str(tmp / "export"),
-        examples=raw,
-    )
+    path = export_tiny(task, prepared, model, str(tmp), raw)
     return path, task, prepared, model, raw
 
 
