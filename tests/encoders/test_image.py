@@ -1,5 +1,7 @@
 """Tests for mmzoo.encoders.image: every kind returns pooled + regions."""
 
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,9 @@ import pytest
 from mmzoo.encoders import (
     IMAGE_ENCODERS,
     CaffePreprocessing,
+    PixelNormalization,
     build_image_encoder,
+    image_encoder_from_config,
 )
 
 TINY = {
@@ -34,11 +38,19 @@ def _images(batch=2, size=32, seed=0):
     return rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
 
 
-def test_every_kind_is_tested():
+def test_registry_lists_every_kind():
+    assert tuple(IMAGE_ENCODERS) == (
+        "cnn",
+        "patches",
+        "resnet50",
+        "efficientnetb0",
+        "vit",
+    )
     assert set(SHAPES) == set(IMAGE_ENCODERS)
+    assert all(callable(builder) for builder in IMAGE_ENCODERS.values())
 
 
-@pytest.mark.parametrize("kind", IMAGE_ENCODERS)
+@pytest.mark.parametrize("kind", tuple(IMAGE_ENCODERS))
 def test_encoder_returns_pooled_vector_and_regions(kind):
     encoder = build_image_encoder(kind, 32, **TINY)
     pooled, regions = encoder(_images())
@@ -70,6 +82,16 @@ def test_caffe_preprocessing_flips_channels_and_centres():
     )
 
 
+def test_pixel_normalization_global_and_per_channel():
+    pixels = np.array([[[[0.0, 127.5, 255.0]]]], "float32")
+    layer = PixelNormalization(1 / 127.5, -1.0)
+    np.testing.assert_allclose(layer(pixels)[0, 0, 0], [-1, 0, 1], atol=1e-6)
+    layer = PixelNormalization([1.0, 2.0, 0.5], [0.0, 1.0, -1.0])
+    np.testing.assert_allclose(layer(pixels)[0, 0, 0], [0, 256, 126.5])
+    clone = PixelNormalization.from_config(layer.get_config())
+    assert (clone.scale, clone.offset) == (layer.scale, layer.offset)
+
+
 def test_regions_carry_their_position():
     # A uniform image gives the same CNN features everywhere but the
     # interior; the position embedding makes every region distinct.
@@ -90,7 +112,44 @@ def test_keras_round_trip(kind, tmp_path):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_bad_arguments_name_the_value():
+def test_resnet50_loads_a_local_weights_file_and_freezes(tmp_path):
+    first = build_image_encoder("resnet50", 32, return_regions=False)
+    path = str(tmp_path / "resnet50_notop.weights.h5")
+    first.get_layer("resnet50").save_weights(path)
+    second = build_image_encoder(
+        "resnet50", 32, weights=path, trainable=False, return_regions=True
+    )
+    images = _images()
+    pooled, _ = second(images)
+    np.testing.assert_allclose(pooled, first(images), rtol=1e-5, atol=1e-5)
+    # Frozen backbone: only the (new) region position embedding trains.
+    trainable = second.trainable_weights
+    assert trainable and all("regions" in w.path for w in trainable)
+    assert not second.get_layer("resnet50").trainable_weights
+
+
+def test_vit_trainable_false_freezes_the_backbone():
+    encoder = build_image_encoder("vit", 32, trainable=False, **TINY)
+    assert encoder.trainable_weights == []
+    assert encoder.non_trainable_weights
+
+
+def test_from_config_reads_standard_fields():
+    config = types.SimpleNamespace(
+        image_encoder="cnn", image_size=32, cnn_filters=(4, 8), dropout=0.1
+    )
+    encoder = image_encoder_from_config(config, name="scan_encoder")
+    assert encoder.name == "scan_encoder"
+    assert tuple(encoder.outputs[0].shape) == (None, 8 * 8 * 8)
+    patches = image_encoder_from_config(
+        types.SimpleNamespace(image_size=32, patch_size=8, patch_dim=4),
+        return_regions=False,
+        kind="patches",
+    )
+    assert tuple(patches.outputs[0].shape) == (None, 4 * 4 * 4)
+
+
+def test_bad_arguments_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="unknown kind 'alexnet'.*cnn"):
         build_image_encoder("alexnet", 32)
     with pytest.raises(ValueError, match="resnet50 needs image_size >= 32"):
@@ -99,3 +158,17 @@ def test_bad_arguments_name_the_value():
         build_image_encoder("vit", 40, patch_size=16)
     with pytest.raises(ValueError, match="pooling blocks"):
         build_image_encoder("cnn", 8, cnn_filters=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="'imagenet' or an existing"):
+        build_image_encoder("resnet50", 32, weights=str(tmp_path / "no.h5"))
+    with pytest.raises(ValueError, match="cnn has no pretrained.*weights="):
+        build_image_encoder("cnn", 32, weights="imagenet")
+    with pytest.raises(ValueError, match="patches has no pretrained.*preset"):
+        build_image_encoder("patches", 32, preset="vit_base_patch16_224")
+    with pytest.raises(ValueError, match="cnn has no pretrained.*trainable"):
+        build_image_encoder("cnn", 32, trainable=False)
+    with pytest.raises(ValueError, match="vit takes a preset, not weights"):
+        build_image_encoder("vit", 32, weights="imagenet")
+    with pytest.raises(ValueError, match="preset or weights, not both"):
+        build_image_encoder("resnet50", 32, preset="x", weights="imagenet")
+    with pytest.raises(ValueError, match="image_size must be a positive"):
+        build_image_encoder("cnn", None)
