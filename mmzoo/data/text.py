@@ -25,19 +25,28 @@ def tokenize_py(text):
     return standardize_py(text).split()
 
 
-def standardize(texts):
-    """Lowercases and replaces punctuation with spaces (graph op).
+def to_valid_utf8(texts):
+    """Replaces invalid UTF-8 in `texts` with spaces (graph op).
 
-    Invalid UTF-8 is replaced, not rejected, so a client's bad bytes give a
-    defined result instead of failing the whole batch.
+    A client's bad bytes then give a defined result instead of failing the
+    whole batch (or a later Unicode op).
     """
-    texts = tf.strings.unicode_transcode(
+    return tf.strings.unicode_transcode(
         texts,
         input_encoding="UTF-8",
         output_encoding="UTF-8",
         errors="replace",
         replacement_char=32,
     )
+
+
+def standardize(texts):
+    """Lowercases and replaces punctuation with spaces (graph op).
+
+    Invalid UTF-8 is replaced, not rejected (`to_valid_utf8`), so a client's
+    bad bytes give a defined result instead of failing the whole batch.
+    """
+    texts = to_valid_utf8(texts)
     texts = tf.strings.lower(texts)
     texts = tf.strings.regex_replace(texts, _SEPARATORS, " ")
     return texts
