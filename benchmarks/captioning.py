@@ -100,6 +100,7 @@ def table(summary):
     train = summary["training"]
     lines = [
         f"vit_lstm_captioner ({summary['settings']['variant']}, "
+        f"{summary['settings']['image_encoder']} encoder, "
         f"{summary['settings']['image_size']} px, "
         f"{summary['machine']['cpu_cores']} CPUs, "
         f"{summary['settings']['intra_op_threads']} threads)",
@@ -251,6 +252,7 @@ def main(argv=None):
         **run_header("captioning", load_before),
         "settings": {
             "variant": args.variant,
+            "image_encoder": config.image_encoder,
             "image_size": config.image_size,
             "max_length": config.max_length,
             "vocabulary_size": config.vocabulary_size,

@@ -1,4 +1,4 @@
-"""Caption preprocessing and `tf.data` pipelines for `vit_lstm_captioner`.
+"""Caption preprocessing and `tf.data` pipelines for captioners.
 
 `CaptionPreprocessor` is the one home of the captioner's preprocessing:
 image bytes → pixels (`mmzoo.data.images.decode_images`, after a check
@@ -6,8 +6,9 @@ for truncated files), captions → token ids (`mmzoo.data.text.tokenize` +
 the vocabulary asset) and generated ids → text. The training pipeline and
 the serving signatures both call it, so they cannot disagree.
 
-Token ids follow the model's constants: 0 = padding, 1 = OOV, 2 = start,
-3 = end, then the training words by descending frequency.
+Token ids are those of `mmzoo.heads.generation` (the decoders' and the
+models'): 0 = padding, 1 = OOV, 2 = start, 3 = end, then the training words
+by descending frequency.
 """
 
 import os
@@ -19,10 +20,10 @@ from mmzoo.data import text
 from mmzoo.data.images import decode_images
 from mmzoo.data.vocab import OOV_TOKEN, Vocabulary, count_tokens
 from mmzoo.data.vocab import write_vocabulary as _write_vocabulary
+from mmzoo.heads.generation import END_ID, PAD_ID, START_ID
 
 START_TOKEN = "[START]"
 END_TOKEN = "[END]"
-PAD_ID, OOV_ID, START_ID, END_ID = 0, 1, 2, 3
 VOCABULARY_FILE = "caption_vocabulary.txt"
 
 # Memory the pipeline may spend on decoded images: the in-memory cache of
@@ -174,7 +175,7 @@ class CaptionPreprocessor(tf.Module):
         """Joins generated ids `[B, L]` into captions `[B]` (graph op).
 
         Words are joined with single spaces up to the first end or padding
-        id, as `captioning_decode.ids_to_text` does in Python.
+        id, as `mmzoo.heads.generation.ids_to_text` does in Python.
         """
         token_ids = tf.cast(token_ids, tf.int64)
         going = tf.logical_and(

@@ -1,15 +1,18 @@
 """ViT (or CNN) encoder + attention LSTM caption decoder.
 
-A Vision Transformer turns the image into a set of patch vectors; an LSTM
+The shared image encoder (`mmzoo.encoders.build_image_encoder`, a Vision
+Transformer by default) turns the image into a set of region vectors (ViT
+patch tokens or CNN feature-map positions) and one pooled vector; an LSTM
 writes the caption one token at a time and, at every step, attends softly
-over the patches (Show, Attend and Tell). Training uses teacher forcing:
+over the regions (Show, Attend and Tell). Training uses teacher forcing:
 the model reads the caption without its last token and predicts the
 caption without its first. Decoding (greedy and beam search) lives in
-`mmzoo.models.captioning_decode` and reuses the layers of the trained model
-by name, so it also works on a model reloaded from a `.keras` file.
+`mmzoo.heads.generation` and reuses the layers of the trained model by
+name, so it also works on a model reloaded from a `.keras` file.
 
-Token ids are fixed by mmzoo's vocabulary files: 0 = padding, 1 = OOV,
-2 = start, 3 = end, then the words.
+Token ids are fixed by mmzoo's vocabulary files
+(`mmzoo.heads.generation`): 0 = padding, 1 = OOV, 2 = start, 3 = end, then
+the words.
 
 Reference:
     Xu et al., "Show, Attend and Tell: Neural Image Caption Generation with
@@ -21,35 +24,50 @@ Reference:
 import dataclasses
 
 import keras
-import keras_hub
 
+from mmzoo.encoders import IMAGE_ENCODERS, build_image_encoder
+from mmzoo.heads.generation import (
+    CAPTION_DECODER,
+    END_ID,
+    IMAGE_ENCODER,
+    IMAGE_INPUT,
+    LOGITS,
+    OOV_ID,
+    PAD_ID,
+    START_ID,
+    TOKEN_EMBEDDING,
+    TOKEN_INPUT,
+)
 from mmzoo.registry import register_model
+from mmzoo.specs import ImageSpec
+from mmzoo.training_config import TrainingConfig
 
-PAD_ID = 0
-OOV_ID = 1
-START_ID = 2
-END_ID = 3
-
-# Layer names that decoding looks up on a trained (or reloaded) model.
-IMAGE_INPUT = "image"
-TOKEN_INPUT = "token_ids"
-RESCALING = "rescaling"
-IMAGE_ENCODER = "image_encoder"
-REGION_FEATURES = "region_features"
-TOKEN_EMBEDDING = "token_embedding"
-CAPTION_DECODER = "caption_decoder"
-LOGITS = "logits"
-
-_ENCODERS = ("vit", "cnn")
-_CNN_BACKBONES = ("resnet50", "small")
+__all__ = [
+    "CAPTION_DECODER",
+    "END_ID",
+    "IMAGE_ENCODER",
+    "IMAGE_INPUT",
+    "LOGITS",
+    "OOV_ID",
+    "PAD_ID",
+    "START_ID",
+    "TOKEN_EMBEDDING",
+    "TOKEN_INPUT",
+    "VARIANTS",
+    "AttentionLSTMDecoder",
+    "ViTLSTMCaptionerConfig",
+    "build_vit_lstm_captioner",
+]
 
 
 @dataclasses.dataclass(frozen=True)
-class ViTLSTMCaptionerConfig:
-    """Hyperparameters for `build_vit_lstm_captioner`.
+class ViTLSTMCaptionerConfig(TrainingConfig):
+    """Hyperparameters for `build_vit_lstm_captioner` (and the training
+    settings of `mmzoo.training_config.TrainingConfig`).
 
     Defaults are the reference settings: a ViT-B/16 encoder at 224 pixels
-    and a 512-unit attention LSTM decoder.
+    and a 512-unit attention LSTM decoder, trained with Adam at 3e-3, the
+    global gradient norm clipped to 5, 10 epochs of batches of 64.
 
     Attributes:
         vocabulary_size: int. Number of token ids, including the four
@@ -57,51 +75,70 @@ class ViTLSTMCaptionerConfig:
         max_length: int. Most caption tokens, start and end included. The
             `token_ids` input has `max_length - 1` columns.
         image_size: int. Height and width of the square input image.
-        encoder: str. `"vit"` (ViT patch tokens) or `"cnn"` (the regions of
-            a convolutional feature map).
-        cnn_backbone: str. With `encoder="cnn"`: `"resnet50"`
-            (`keras.applications.ResNet50`, untrained) or `"small"` (three
-            stride-2 convolutions of `hidden_dim` filters, for tests).
-        patch_size: int. ViT patch side; must divide `image_size`.
-        num_layers: int. ViT transformer blocks.
-        num_heads: int. ViT attention heads; must divide `hidden_dim`.
-        hidden_dim: int. ViT token width.
-        mlp_dim: int. ViT feed-forward width.
+        image_encoder: str. The shared image encoder, one of
+            `mmzoo.encoders.IMAGE_ENCODERS`: `"vit"` (ViT patch tokens),
+            `"cnn"` (the small LSTNet CNN), `"resnet50"`,
+            `"efficientnetb0"` (their feature-map positions) or
+            `"patches"` (one linear patch embedding).
+        patch_size: int. Patch side of `vit` and `patches`; must divide
+            `image_size`.
+        vit_num_layers: int. ViT transformer blocks.
+        vit_num_heads: int. ViT attention heads; must divide
+            `vit_hidden_dim`.
+        vit_hidden_dim: int. ViT token width.
+        vit_mlp_dim: int. ViT feed-forward width.
+        cnn_filters: tuple of int. Filters of each Conv-BN-ReLU-MaxPool
+            block of `cnn`; each block halves the resolution.
+        patch_dim: int. Width of the `patches` embedding.
+        image_preset: str. A keras-hub preset handle or local preset folder
+            to start the encoder from; `""` builds it from the sizes above.
+        image_weights: str. `"imagenet"` or a local weights file for the
+            `keras.applications` backbones; `""` is random init.
+        image_trainable: bool. False freezes a preset/weights backbone.
         embedding_dim: int. Width of the caption token embedding.
         decoder_units: int. LSTM units.
         attention_units: int. Width of the additive attention.
         dropout: float. Dropout on the token embeddings, on the decoder
             outputs before the logits and inside the ViT.
-        beam_width: int. Default beam width of `captioning_decode.generate`
-            (stored on the decoder layer so reloaded models keep it).
+        beam_width: int. Default beam width of
+            `mmzoo.heads.generation.generate` (stored on the decoder layer
+            so reloaded models keep it).
     """
 
     vocabulary_size: int = 1000
     max_length: int = 20
     image_size: int = 224
-    encoder: str = "vit"
-    cnn_backbone: str = "resnet50"
+    image_encoder: str = "vit"
     patch_size: int = 16
-    num_layers: int = 12
-    num_heads: int = 12
-    hidden_dim: int = 768
-    mlp_dim: int = 3072
+    vit_num_layers: int = 12
+    vit_num_heads: int = 12
+    vit_hidden_dim: int = 768
+    vit_mlp_dim: int = 3072
+    cnn_filters: tuple = (32, 64, 128, 128, 256)
+    patch_dim: int = 64
+    image_preset: str = ""
+    image_weights: str = ""
+    image_trainable: bool = True
     embedding_dim: int = 512
     decoder_units: int = 512
     attention_units: int = 512
     dropout: float = 0.5
     beam_width: int = 3
+    learning_rate: float = 3e-3
+    global_clipnorm: float = 5.0
+    batch_size: int = 64
 
     def __post_init__(self):
+        super().__post_init__()
+
         def fail(message):
             raise ValueError(f"vit_lstm_captioner: {message}")
 
-        if self.encoder not in _ENCODERS:
-            fail(f"unknown encoder '{self.encoder}'; valid: vit, cnn")
-        if self.cnn_backbone not in _CNN_BACKBONES:
+        object.__setattr__(self, "cnn_filters", tuple(self.cnn_filters))
+        if self.image_encoder not in IMAGE_ENCODERS:
             fail(
-                f"unknown cnn_backbone '{self.cnn_backbone}'; valid: "
-                f"{', '.join(_CNN_BACKBONES)}"
+                f"unknown image_encoder '{self.image_encoder}'; valid: "
+                f"{', '.join(IMAGE_ENCODERS)}"
             )
         if self.vocabulary_size <= END_ID + 1:
             fail(
@@ -110,15 +147,24 @@ class ViTLSTMCaptionerConfig:
             )
         if self.max_length < 2:
             fail(f"max_length={self.max_length}; expected at least 2")
-        if self.encoder == "vit" and self.image_size % self.patch_size:
+        sized = not self.image_preset
+        if (
+            sized
+            and self.image_encoder in ("vit", "patches")
+            and self.image_size % self.patch_size
+        ):
             fail(
                 f"image_size={self.image_size} is not divisible by "
                 f"patch_size={self.patch_size}"
             )
-        if self.encoder == "vit" and self.hidden_dim % self.num_heads:
+        if (
+            sized
+            and self.image_encoder == "vit"
+            and self.vit_hidden_dim % self.vit_num_heads
+        ):
             fail(
-                f"hidden_dim={self.hidden_dim} is not divisible by "
-                f"num_heads={self.num_heads}"
+                f"vit_hidden_dim={self.vit_hidden_dim} is not divisible by "
+                f"vit_num_heads={self.vit_num_heads}"
             )
         if not 0.0 <= self.dropout < 1.0:
             fail(f"dropout={self.dropout}; expected 0 <= dropout < 1")
@@ -128,70 +174,29 @@ class ViTLSTMCaptionerConfig:
                 f"vocabulary_size={self.vocabulary_size}"
             )
 
+    def modality_specs(self):
+        """The served raw inputs: one `ImageSpec` named `image`."""
+        return (ImageSpec(name=IMAGE_INPUT, size=self.image_size),)
+
 
 VARIANTS = {
     "tiny": {
         "image_size": 32,
         "patch_size": 8,
-        "num_layers": 2,
-        "num_heads": 2,
-        "hidden_dim": 32,
-        "mlp_dim": 64,
+        "vit_num_layers": 2,
+        "vit_num_heads": 2,
+        "vit_hidden_dim": 32,
+        "vit_mlp_dim": 64,
+        "cnn_filters": (16, 32, 32),
         "embedding_dim": 32,
         "decoder_units": 64,
         "attention_units": 32,
         "dropout": 0.1,
         "max_length": 16,
+        "epochs": 15,
     },
     "base": {},
 }
-
-
-@keras.saving.register_keras_serializable(package="mmzoo")
-class RegionFeatures(keras.layers.Layer):
-    """Splits encoder output into region vectors and one pooled vector.
-
-    A ViT output `[B, 1 + N, D]` gives its patch tokens as the regions and
-    its class token as the pooled vector. A CNN feature map `[B, H, W, D]`
-    gives its `H * W` positions as the regions and their mean as the pooled
-    vector (the annotation vectors of Show, Attend and Tell).
-
-    Args:
-        class_token: bool. Whether the first token of a `[B, 1 + N, D]`
-            input is a class token to pool with. When False the regions
-            are averaged. Defaults to True.
-        **kwargs: base `keras.layers.Layer` arguments.
-
-    Returns:
-        A tuple `(regions [B, N, D], pooled [B, D])`.
-    """
-
-    def __init__(self, class_token=True, **kwargs):
-        super().__init__(**kwargs)
-        self.class_token = class_token
-
-    def call(self, features):
-        if len(features.shape) == 4:
-            _, height, width, depth = features.shape
-            regions = keras.ops.reshape(features, (-1, height * width, depth))
-            return regions, keras.ops.mean(regions, axis=1)
-        if self.class_token:
-            return features[:, 1:, :], features[:, 0, :]
-        return features, keras.ops.mean(features, axis=1)
-
-    def compute_output_shape(self, features_shape):
-        if len(features_shape) == 4:
-            batch, height, width, depth = features_shape
-            return (batch, height * width, depth), (batch, depth)
-        batch, length, depth = features_shape
-        if self.class_token and length is not None:
-            length -= 1
-        return (batch, length, depth), (batch, depth)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"class_token": self.class_token})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -220,7 +225,7 @@ class AttentionLSTMDecoder(keras.layers.Layer):
     Call arguments:
         embeddings: float `[B, T, E]`. Embedded input tokens.
         regions: float `[B, N, D]`. Image region vectors.
-        pooled: float `[B, D]`. Pooled image vector.
+        pooled: float `[B, D_p]`. Pooled image vector.
 
     Returns:
         Float `[B, T, units + D]`, the `[h_t, z_t]` of every step.
@@ -308,8 +313,11 @@ class AttentionLSTMDecoder(keras.layers.Layer):
             return carry, carry
 
         h, c = self.initial_state(pooled)
+        # The pooled vector may be wider than a region (a flattened CNN
+        # map), so the output's zeros take the regions' width.
         output = keras.ops.concatenate(
-            [keras.ops.zeros_like(h), keras.ops.zeros_like(pooled)], axis=-1
+            [keras.ops.zeros_like(h), keras.ops.zeros_like(regions[:, 0, :])],
+            axis=-1,
         )
         steps = keras.ops.transpose(embeddings, (1, 0, 2))
         _, (_, _, outputs) = keras.ops.scan(one_step, (h, c, output), steps)
@@ -333,44 +341,38 @@ class AttentionLSTMDecoder(keras.layers.Layer):
 
 
 def _image_encoder(config):
-    """Returns the encoder model and whether its output has a class token."""
-    shape = (config.image_size, config.image_size, 3)
-    if config.encoder == "vit":
-        backbone = keras_hub.models.ViTBackbone(
-            image_shape=shape,
-            patch_size=config.patch_size,
-            num_layers=config.num_layers,
-            num_heads=config.num_heads,
-            hidden_dim=config.hidden_dim,
-            mlp_dim=config.mlp_dim,
-            dropout_rate=config.dropout,
-            name=IMAGE_ENCODER,
-        )
-        return backbone, True
-    if config.cnn_backbone == "resnet50":
-        backbone = keras.applications.ResNet50(
-            include_top=False,
-            weights=None,
-            input_shape=shape,
-            name=IMAGE_ENCODER,
-        )
-        return backbone, False
-    layers = [keras.Input(shape)]
-    for i in range(3):
-        layers.append(
-            keras.layers.Conv2D(
-                config.hidden_dim,
-                3,
-                strides=2,
-                padding="same",
-                activation="relu",
-                name=f"conv{i + 1}",
-            )
-        )
-    return keras.Sequential(layers, name=IMAGE_ENCODER), False
+    """The shared image encoder: raw pixels → `[pooled, regions]`."""
+    return build_image_encoder(
+        config.image_encoder,
+        config.image_size,
+        cnn_filters=config.cnn_filters,
+        patch_size=config.patch_size,
+        patch_dim=config.patch_dim,
+        vit_num_layers=config.vit_num_layers,
+        vit_num_heads=config.vit_num_heads,
+        vit_hidden_dim=config.vit_hidden_dim,
+        vit_mlp_dim=config.vit_mlp_dim,
+        dropout=config.dropout,
+        preset=config.image_preset,
+        weights=config.image_weights,
+        trainable=config.image_trainable,
+        return_regions=True,
+        name=IMAGE_ENCODER,
+    )
 
 
-@register_model("vit_lstm_captioner", ViTLSTMCaptionerConfig, variants=VARIANTS)
+@register_model(
+    "vit_lstm_captioner",
+    ViTLSTMCaptionerConfig,
+    variants=VARIANTS,
+    problem="captioning",
+    datasets=("synthetic", "flickr8k", "image-text-pairs"),
+    description=(
+        "Show, Attend and Tell: a shared image encoder (keras-hub ViT by "
+        "default) + LSTM decoder with soft attention over the image "
+        "regions; greedy and beam search in the graph"
+    ),
+)
 def build_vit_lstm_captioner(config: ViTLSTMCaptionerConfig) -> keras.Model:
     """Builds an uncompiled teacher-forced captioner.
 
@@ -380,10 +382,11 @@ def build_vit_lstm_captioner(config: ViTLSTMCaptionerConfig) -> keras.Model:
     `[B, max_length - 1, vocabulary_size]`) predicts the caption without its
     first token. Train with
     `SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)`.
+    The layer names are those `mmzoo.heads.generation` decodes with.
 
     Example:
     >>> model = mmzoo.build("vit_lstm_captioner", "tiny", vocabulary_size=50)
-    >>> captions, scores = captioning_decode.generate(model, images)
+    >>> captions, scores = mmzoo.heads.generate(model, images)
 
     Reference:
         Xu et al., "Show, Attend and Tell", ICML 2015; Dosovitskiy et al.,
@@ -395,11 +398,7 @@ def build_vit_lstm_captioner(config: ViTLSTMCaptionerConfig) -> keras.Model:
         (config.max_length - 1,), dtype="int32", name=TOKEN_INPUT
     )
 
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=RESCALING)(image)
-    encoder, class_token = _image_encoder(config)
-    regions, pooled = RegionFeatures(
-        class_token=class_token, name=REGION_FEATURES
-    )(encoder(x))
+    pooled, regions = _image_encoder(config)(image)
 
     embeddings = keras.layers.Embedding(
         config.vocabulary_size, config.embedding_dim, name=TOKEN_EMBEDDING

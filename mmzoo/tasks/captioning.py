@@ -1,9 +1,10 @@
-"""Captioning task: image folders → ViT-LSTM captioner → captions from bytes.
+"""Captioning task: image folders → a captioner → captions from bytes.
 
 Datasets: `synthetic` (shape scenes written in the `flickr8k` layout and
 read back by the same reader as a user's folder), `flickr8k` (`Images/` +
 `captions.txt` or `Flickr8k.token.txt`) and `image-text-pairs` (`x.jpg` +
-`x.txt`). Images, not captions, are split 80/10/10 by seed; every caption
+`x.txt`), plus `dummy` (random pictures and words, for the contract
+tests). Images, not captions, are split 80/10/10 by seed; every caption
 of a training image is a training example, and every caption of an
 evaluated image is a reference.
 
@@ -25,12 +26,15 @@ import tensorflow as tf
 from mmzoo.data import caption_pipeline, captions, splits, text
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.synthetic_images import write_synthetic_captions
+from mmzoo.heads import generation
 from mmzoo.metrics.captioning import caption_metrics
-from mmzoo.models import captioning_decode
-from mmzoo.models import vit_lstm_captioner as captioner
-from mmzoo.tasks.base import Prepared, Task
+from mmzoo.specs import TextSpec, dummy_raw_inputs
+from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
+from mmzoo.training_config import make_optimizer
 
-IMAGE = "image"
+IMAGE = generation.IMAGE_INPUT
+# Images of the `dummy` dataset: 8/1/1 after the 80/10/10 split.
+DUMMY_IMAGES = 10
 
 
 @dataclasses.dataclass
@@ -48,59 +52,55 @@ class CaptionPrepared(Prepared):
 
 
 class CaptioningTask(Task):
-    """Glue between caption datasets, `vit_lstm_captioner` and serving.
+    """Glue between caption datasets, a captioner and serving.
+
+    Works with any registered captioner that meets the decoding contract of
+    `mmzoo.heads.generation` (inputs `image` and `token_ids`, the named
+    layers decoding calls) and has the config fields `image_size`,
+    `max_length`, `vocabulary_size` and `beam_width`.
 
     Attributes:
         synthetic_images: int. Scenes written for `--dataset synthetic`.
-        learning_rate: float. Adam learning rate.
         with_meteor: bool. Report METEOR in `evaluate` when Java and
             pycocoevalcap are there.
 
     Example:
-    >>> task = CaptioningTask()
+    >>> task = mmzoo.tasks.get_task("vit_lstm_captioner")
     >>> prepared = task.prepare(config, "flickr8k", "data/flickr8k", "pre", 0)
     >>> captions, scores = task.caption(model, prepared.preprocessor, [jpeg])
     """
 
-    model = "vit_lstm_captioner"
-    datasets = ("synthetic", "flickr8k", "image-text-pairs")
-    default_epochs = 10
-    default_batch_size = 64
-    main_job = {"variant": "tiny", "epochs": 15}
     headline_metrics = ("bleu_4", "cider")
-    contract_overrides = {}
 
     synthetic_images = 1000
-    learning_rate = 3e-3
     with_meteor = True
 
     # ------------------------------------------------------------- data --
 
-    def read(self, dataset, data_dir, directory, seed, image_size):
-        """Reads `dataset` as `CaptionData` (synthetic: written first)."""
+    def read(self, config, dataset, data_dir, directory, seed):
+        """Reads `dataset` as `CaptionData` (synthetic and dummy: written
+        first)."""
+        self.check_dataset(dataset, data_dir)
+        if dataset == DUMMY_DATASET:
+            return _write_dummy(
+                os.path.join(directory, DUMMY_DATASET),
+                self.input_specs(config),
+                seed,
+            )
         if dataset == "synthetic":
             folder = write_synthetic_captions(
                 os.path.join(directory, "synthetic"),
                 self.synthetic_images,
                 seed,
-                image_size=image_size,
+                image_size=config.image_size,
             )
             return captions.read_flickr8k(folder)
-        if dataset not in self.datasets:
-            raise ValueError(
-                f"{self.model}: unknown dataset '{dataset}'; valid: "
-                f"{', '.join(self.datasets)}"
-            )
-        if not data_dir:
-            raise ValueError(
-                f"{self.model}: dataset '{dataset}' needs --data-dir"
-            )
         if dataset == "flickr8k":
             return captions.read_flickr8k(data_dir)
         return captions.read_image_text_pairs(data_dir)
 
     def prepare(self, config, dataset, data_dir, directory, seed):
-        data = self.read(dataset, data_dir, directory, seed, config.image_size)
+        data = self.read(config, dataset, data_dir, directory, seed)
         validate_image_files(data.image_paths, dataset)
         index = splits.split_indices(len(data), seed)
         parts = {
@@ -122,7 +122,7 @@ class CaptioningTask(Task):
             train_captions,
             os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
         )
-        config = dataclasses.replace(
+        config = replace_config(
             config,
             vocabulary_size=len(tokens),
             max_length=caption_pipeline.caption_length(
@@ -169,11 +169,9 @@ class CaptioningTask(Task):
 
     def compile(self, model, config):
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                self.learning_rate, global_clipnorm=5.0
-            ),
+            optimizer=make_optimizer(config),
             loss=keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=captioner.PAD_ID
+                from_logits=True, ignore_class=generation.PAD_ID
             ),
         )
 
@@ -243,7 +241,7 @@ class CaptioningTask(Task):
         """Captions images from Python.
 
         Args:
-            model: a trained `vit_lstm_captioner`.
+            model: a trained captioner.
             preprocessor: its `CaptionPreprocessor` (`prepared.preprocessor`
                 or `make_preprocessor`).
             images: list of encoded JPEG/PNG `bytes` or of file paths.
@@ -252,7 +250,7 @@ class CaptioningTask(Task):
             batch_size: int. Images decoded at a time. Defaults to 32.
             graph: bool. Decode in a traced `tf.function` (fast, as the
                 SavedModel does) instead of eagerly with
-                `captioning_decode.generate` and `ids_to_text`. Both give
+                `generation.generate` and `ids_to_text`. Both give
                 the same captions. Defaults to False.
 
         Returns:
@@ -268,7 +266,7 @@ class CaptioningTask(Task):
             for image in images
         ]
         width = (
-            beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+            beam_width or model.get_layer(generation.CAPTION_DECODER).beam_width
         )
         if graph:
             fn = tf.function(
@@ -289,10 +287,8 @@ class CaptioningTask(Task):
                 all_scores.append(out["score"].numpy())
                 continue
             pixels = preprocessor.images(batch)
-            ids, scores = captioning_decode.generate(model, pixels, width)
-            all_captions += captioning_decode.ids_to_text(
-                ids, preprocessor.tokens
-            )
+            ids, scores = generation.generate(model, pixels, width)
+            all_captions += generation.ids_to_text(ids, preprocessor.tokens)
             all_scores.append(scores)
         scores = (
             np.concatenate(all_scores).astype("float32")
@@ -305,7 +301,7 @@ class CaptioningTask(Task):
         """Captions one image and returns where the decoder looked.
 
         Args:
-            model: a trained `vit_lstm_captioner`.
+            model: a trained captioner.
             preprocessor: its `CaptionPreprocessor`.
             image: encoded JPEG/PNG `bytes` or a file path.
             beam_width: int or None. As in `caption`.
@@ -319,13 +315,13 @@ class CaptioningTask(Task):
         data = image if isinstance(image, bytes) else _read(image)
         pixels = preprocessor.images(tf.constant([data]))
         width = (
-            beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+            beam_width or model.get_layer(generation.CAPTION_DECODER).beam_width
         )
-        ids, _ = captioning_decode.generate(model, pixels, width)
-        row = [int(t) for t in ids[0] if t != captioner.PAD_ID]
-        if captioner.END_ID in row:
-            row = row[: row.index(captioner.END_ID) + 1]
-        weights = captioning_decode.attention_weights(
+        ids, _ = generation.generate(model, pixels, width)
+        row = [int(t) for t in ids[0] if t != generation.PAD_ID]
+        if generation.END_ID in row:
+            row = row[: row.index(generation.END_ID) + 1]
+        weights = generation.attention_weights(
             model, pixels, np.array([row], "int32")
         )[0]
         side = int(round(np.sqrt(weights.shape[-1])))
@@ -338,6 +334,25 @@ class CaptioningTask(Task):
         return words, weights.reshape(len(row), side, side), pixels[0].numpy()
 
 
+def _write_dummy(directory, specs, seed):
+    """Writes `DUMMY_IMAGES` random PNGs of the image spec and returns them
+    with two random captions each (the very last one empty) as
+    `CaptionData`: the `dummy` dataset of the contract tests (no signal)."""
+    (spec,) = [s for s in specs if s.kind == "image"]
+    pictures = dummy_raw_inputs([spec], DUMMY_IMAGES, seed)[spec.name]
+    texts = TextSpec(name="caption").dummy_raw(2 * DUMMY_IMAGES, seed)
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for i, data in enumerate(pictures):
+        paths.append(os.path.join(directory, f"{spec.name}_{i:04d}.png"))
+        with open(paths[-1], "wb") as f:
+            f.write(data)
+    groups = [
+        [str(t) for t in texts[2 * i : 2 * i + 2]] for i in range(DUMMY_IMAGES)
+    ]
+    return captions.CaptionData(image_paths=paths, captions=groups)
+
+
 def _read(path):
     with open(os.fspath(path), "rb") as f:
         return f.read()
@@ -345,11 +360,11 @@ def _read(path):
 
 def _serve(model, preprocessor, raw, beam_width=None):
     images = preprocessor.images(raw[IMAGE])
-    width = beam_width or model.get_layer(captioner.CAPTION_DECODER).beam_width
+    width = beam_width or model.get_layer(generation.CAPTION_DECODER).beam_width
     if width == 1:
-        ids, scores = captioning_decode.greedy_decode(model, images)
+        ids, scores = generation.greedy_decode(model, images)
     else:
-        ids, scores = captioning_decode.beam_search_decode(
+        ids, scores = generation.beam_search_decode(
             model, images, beam_width=width
         )
     return {

@@ -1,4 +1,5 @@
-"""Tests for the ViT-LSTM captioner and its greedy / beam-search decoding."""
+"""Tests for the ViT-LSTM captioner and its greedy / beam-search decoding
+(`mmzoo.heads.generation`)."""
 
 import itertools
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmzoo.models import captioning_decode as decode
+from mmzoo.heads import generation as decode
 from mmzoo.models import vit_lstm_captioner as captioner
 
 SIZE = 32
@@ -41,7 +42,7 @@ def _images(n, seed=0):
 def _inputs(n, seed=0):
     rng = np.random.RandomState(seed)
     tokens = rng.randint(1, VOCAB, (n, STEPS)).astype("int32")
-    tokens[:, 0] = captioner.START_ID
+    tokens[:, 0] = decode.START_ID
     return {"image": _images(n, seed), "token_ids": tokens}
 
 
@@ -52,9 +53,9 @@ def model():
     model = captioner.build_vit_lstm_captioner(_config())
     # Untrained logits are nearly uniform and barely depend on the previous
     # token; scale both up so that greedy and beam search face real choices.
-    logits = model.get_layer(captioner.LOGITS)
+    logits = model.get_layer(decode.LOGITS)
     logits.kernel.assign(logits.kernel * 4.0)
-    embedding = model.get_layer(captioner.TOKEN_EMBEDDING)
+    embedding = model.get_layer(decode.TOKEN_EMBEDDING)
     embedding.embeddings.assign(embedding.embeddings * 4.0)
     return model
 
@@ -63,7 +64,7 @@ def _sequence_log_prob(model, image, captions):
     """Teacher-forced log-probability of each caption (ids after start)."""
     n = len(captions)
     token_ids = np.zeros((n, STEPS), "int32")
-    token_ids[:, 0] = captioner.START_ID
+    token_ids[:, 0] = decode.START_ID
     for row, caption in enumerate(captions):
         token_ids[row, 1 : len(caption)] = caption[:-1]
     logits = model.predict(
@@ -71,7 +72,7 @@ def _sequence_log_prob(model, image, captions):
         verbose=0,
     )
     banned = np.zeros(VOCAB, "float32")
-    banned[[captioner.PAD_ID, captioner.OOV_ID, captioner.START_ID]] = -1e9
+    banned[[decode.PAD_ID, decode.OOV_ID, decode.START_ID]] = -1e9
     log_probs = keras.ops.convert_to_numpy(
         keras.ops.log_softmax(logits + banned, axis=-1)
     )
@@ -84,24 +85,53 @@ def _sequence_log_prob(model, image, captions):
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="unknown encoder 'rnn'"):
-        _config(encoder="rnn")
+    with pytest.raises(ValueError, match="unknown image_encoder 'rnn'"):
+        _config(image_encoder="rnn")
     with pytest.raises(ValueError, match="not divisible by patch_size"):
         _config(patch_size=7)
+    with pytest.raises(ValueError, match="not divisible by vit_num_heads"):
+        _config(vit_num_heads=3)
 
 
 def test_forward_shape_and_names(model):
     logits = model(_inputs(2))
     assert tuple(logits.shape) == (2, STEPS, VOCAB)
     assert set(model.input) == {"image", "token_ids"}
-    assert model.layers[-1].name == captioner.LOGITS
+    assert model.layers[-1].name == decode.LOGITS
 
 
-def test_small_cnn_encoder_forward():
-    cnn = captioner.build_vit_lstm_captioner(
-        _config(encoder="cnn", cnn_backbone="small")
-    )
+def test_small_cnn_encoder_forward_and_decode():
+    # The shared LSTNet CNN: its pooled vector (a flattened map) is wider
+    # than its regions, which the decoder must not confuse.
+    cnn = captioner.build_vit_lstm_captioner(_config(image_encoder="cnn"))
     assert tuple(cnn(_inputs(2)).shape) == (2, STEPS, VOCAB)
+    pooled, regions = cnn.get_layer(decode.IMAGE_ENCODER).output
+    assert pooled.shape[-1] != regions.shape[-1]
+    ids, scores = decode.generate(cnn, _images(2), beam_width=2)
+    assert ids.shape == (2, STEPS) and scores.shape == (2,)
+    alpha = decode.attention_weights(cnn, _images(2), ids)
+    assert alpha.shape == (2, STEPS, regions.shape[1])
+
+
+def test_frozen_vit_preset_encoder_decodes_after_reload(tmp_path):
+    # A keras-hub preset folder (tiny, random) as the encoder's start.
+    from mmzoo.encoders.presets import save_tiny_preset
+
+    preset = save_tiny_preset("vit", str(tmp_path / "vit"), image_size=SIZE)
+    keras.utils.set_random_seed(2)
+    frozen = captioner.build_vit_lstm_captioner(
+        _config(image_preset=preset, image_trainable=False)
+    )
+    encoder = frozen.get_layer(decode.IMAGE_ENCODER)
+    assert encoder.weights and not encoder.trainable_weights
+    path = str(tmp_path / "preset_captioner.keras")
+    frozen.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    images = _images(2)
+    ids, scores = decode.generate(frozen, images, beam_width=2)
+    loaded_ids, loaded_scores = decode.generate(loaded, images, beam_width=2)
+    np.testing.assert_array_equal(ids, loaded_ids)
+    np.testing.assert_allclose(scores, loaded_scores, atol=1e-5)
 
 
 def test_save_load_same_outputs_and_captions(model, tmp_path):
@@ -139,10 +169,10 @@ def test_greedy_output_format_and_score(model):
     )
     assert ids.shape == (3, STEPS) and ids.dtype == np.int32
     for row, image, score in zip(ids, images, scores, strict=True):
-        ended = np.flatnonzero(row == captioner.END_ID)
+        ended = np.flatnonzero(row == decode.END_ID)
         length = ended[0] + 1 if len(ended) else STEPS
-        assert np.all(row[length:] == captioner.PAD_ID)
-        assert np.all(row[:length] != captioner.PAD_ID)
+        assert np.all(row[length:] == decode.PAD_ID)
+        assert np.all(row[:length] != decode.PAD_ID)
         # The decoder's score is the teacher-forced log-probability.
         expected = _sequence_log_prob(model, image, [list(row[:length])])
         np.testing.assert_allclose(score, expected[0], atol=1e-4)
@@ -163,11 +193,9 @@ def test_wide_beam_search_is_exact(model):
     # Two steps, 18 allowed tokens: a beam of 18 keeps every first token,
     # so it must return the most likely of all possible captions.
     images = _images(4, seed=4)
-    words = [t for t in range(VOCAB) if t not in (0, captioner.START_ID)]
-    captions = [[captioner.END_ID]] + [
-        [a, b]
-        for a, b in itertools.product(words, words)
-        if a != captioner.END_ID
+    words = [t for t in range(VOCAB) if t not in (0, decode.START_ID)]
+    captions = [[decode.END_ID]] + [
+        [a, b] for a, b in itertools.product(words, words) if a != decode.END_ID
     ]
     ids, scores = decode.beam_search_decode(
         model, images, len(words), max_length=3
@@ -177,7 +205,7 @@ def test_wide_beam_search_is_exact(model):
     for image, row, score in zip(images, ids, scores, strict=True):
         log_probs = _sequence_log_prob(model, image, captions)
         best = captions[int(np.argmax(log_probs))]
-        expected = best + [captioner.PAD_ID] * (2 - len(best))
+        expected = best + [decode.PAD_ID] * (2 - len(best))
         np.testing.assert_array_equal(row, expected)
         np.testing.assert_allclose(score, log_probs.max(), atol=1e-4)
     # Here the best caption of some image is not the greedy one.
@@ -216,7 +244,7 @@ def test_fit_on_tf_data_memorizes_four_captions():
     keras.utils.set_random_seed(5)
     memo = captioner.build_vit_lstm_captioner(_config(dropout=0.1))
     images = _images(4, seed=6)
-    end, pad = captioner.END_ID, captioner.PAD_ID
+    end, pad = decode.END_ID, decode.PAD_ID
     captions = np.array(
         [
             [4, 5, 6, end, pad],
@@ -227,7 +255,7 @@ def test_fit_on_tf_data_memorizes_four_captions():
         "int32",
     )
     token_ids = np.concatenate(
-        [np.full((4, 1), captioner.START_ID, "int32"), captions[:, :-1]], 1
+        [np.full((4, 1), decode.START_ID, "int32"), captions[:, :-1]], 1
     )
     token_ids[token_ids == end] = pad
     memo.compile(
@@ -256,7 +284,7 @@ def test_jax_backend_build_forward_and_decode():
         """
         import numpy as np
         import keras
-        from mmzoo.models import captioning_decode as decode
+        from mmzoo.heads import generation as decode
         from mmzoo.models import vit_lstm_captioner as captioner
 
         assert keras.backend.backend() == "jax"
@@ -266,7 +294,7 @@ def test_jax_backend_build_forward_and_decode():
         )
         model = captioner.build_vit_lstm_captioner(config)
         images = np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-        tokens = np.full((2, 5), captioner.START_ID, "int32")
+        tokens = np.full((2, 5), decode.START_ID, "int32")
         logits = model({"image": images, "token_ids": tokens})
         assert tuple(logits.shape) == (2, 5, 20), logits.shape
         greedy = decode.generate(model, images, beam_width=1)

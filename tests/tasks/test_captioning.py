@@ -15,7 +15,7 @@ import mmzoo
 from mmzoo.data import caption_pipeline
 from mmzoo.export import export_model
 from mmzoo.export.verify import verify
-from mmzoo.models import vit_lstm_captioner as captioner
+from mmzoo.heads import generation
 from mmzoo.tasks import get_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -146,7 +146,7 @@ def test_prepare_reads_every_layout(layout, task, tmp_path):
     x, y = batches[0]
     assert x["image"].shape[1:] == (32, 32, 3)
     assert x["token_ids"].shape[1:] == y.shape[1:] == (7,)
-    assert np.all(x["token_ids"].numpy()[:, 0] == captioner.START_ID)
+    assert np.all(x["token_ids"].numpy()[:, 0] == generation.START_ID)
     np.testing.assert_array_equal(
         x["token_ids"].numpy()[:, 1:], y.numpy()[:, :-1]
     )
@@ -172,24 +172,24 @@ def test_vocabulary_ids_and_detokenize(task, tmp_path):
     assert ids.shape == (3, 8)
     # Cut to max_length - 2 words; the end token is kept.
     assert ids[0].tolist() == [2, *expected, 3]
-    assert ids[1].tolist() == [2, captioner.OOV_ID, 3, 0, 0, 0, 0, 0]
+    assert ids[1].tolist() == [2, generation.OOV_ID, 3, 0, 0, 0, 0, 0]
     assert ids[2].tolist() == [2, 3, 0, 0, 0, 0, 0, 0]
     # In-graph detokenization stops at the first end or padding id.
     square = tokens.index("square")
     generated = np.array(
         [
-            [expected[0], square, captioner.END_ID, square, 0, 0],
+            [expected[0], square, generation.END_ID, square, 0, 0],
             [square, 0, square, 0, 0, 0],
-            [captioner.END_ID, 0, 0, 0, 0, 0],
+            [generation.END_ID, 0, 0, 0, 0, 0],
             [square] * 6,
         ],
         "int32",
     )
     captions = pre.detokenize(tf.constant(generated)).numpy().tolist()
     assert captions == [b"a square", b"square", b"", b" ".join([b"square"] * 6)]
-    from mmzoo.models.captioning_decode import ids_to_text
-
-    assert [c.decode() for c in captions] == ids_to_text(generated, tokens)
+    assert [c.decode() for c in captions] == generation.ids_to_text(
+        generated, tokens
+    )
 
 
 def test_prepare_rejects_corrupt_image_and_tiny_folder(task, tmp_path):

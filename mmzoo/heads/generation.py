@@ -1,18 +1,43 @@
-"""Greedy and beam-search decoding for `vit_lstm_captioner` models.
+"""Greedy and beam-search caption decoding, shared by every captioner.
 
-The functions take the trained Functional model and call its layers by
-name (`rescaling`, `image_encoder`, `region_features`, `token_embedding`,
-`caption_decoder`, `logits`), so they work on a freshly built model, a
-trained one and one reloaded from a `.keras` file alike. They use
-`keras.ops` loops only: they run eagerly on any backend and trace inside a
+The functions take a trained Functional captioner and call its layers by
+name, so they work on a freshly built model, a trained one and one
+reloaded from a `.keras` file alike. They use `keras.ops` loops only: they
+run eagerly on any backend and trace inside a
 `tf.function(autograph=False)` for a SavedModel signature.
+
+The contract a captioner meets for decoding (what a new captioner
+architecture exposes; `build_vit_lstm_captioner` is the reference):
+
+    - Inputs `image` (float32 `[B, S, S, 3]`, raw pixels 0..255) and
+      `token_ids` (int32 `[B, max_length - 1]`, the caption without its
+      last token, starting with `START_ID`); the length of `token_ids` is
+      the default decoding length.
+    - A layer `image_encoder` (`IMAGE_ENCODER`) mapping raw pixels to
+      `[pooled [B, D_p], regions [B, N, D]]`, as
+      `mmzoo.encoders.build_image_encoder(..., return_regions=True)`
+      returns; pixel rescaling is inside it.
+    - A layer `token_embedding` (`TOKEN_EMBEDDING`) mapping int ids `[B]`
+      to embeddings `[B, E]`.
+    - A layer `caption_decoder` (`CAPTION_DECODER`) with an int attribute
+      `beam_width` (the default width) and three methods:
+      `initial_state(pooled) -> state`, `attention_keys(regions) -> keys`
+      (computed once per image) and `step(embedding, state, regions, keys)
+      -> (output, state, alpha [B, N])`, where `state` is a pair `(h, c)`
+      of `[B, units]` tensors (beam search reorders their rows) and
+      `alpha` the attention over the regions.
+    - A `Dense` layer `logits` (`LOGITS`) turning a step's `output` into
+      `[B, vocabulary_size]` logits; its `units` is the vocabulary size.
+
+Token ids (`PAD_ID`, `OOV_ID`, `START_ID`, `END_ID`) are defined here once
+for the caption vocabulary files, the data pipeline and the models.
 
 Conventions shared by both decoders:
     - Output ids exclude the start token, include the end token and are
       padded with `PAD_ID` after it; a caption that reaches the length
       limit without an end token is returned as it stands.
-    - The pad and start ids are never generated: their logits are masked
-      before the softmax.
+    - The pad, OOV and start ids are never generated: their logits are
+      masked before the softmax.
     - A score is the sum of the log-probabilities of the returned tokens,
       end token included.
 
@@ -24,7 +49,39 @@ Reference:
 import keras
 import numpy as np
 
-from mmzoo.models import vit_lstm_captioner as captioner
+from mmzoo.specs import OOV_ID, PAD_ID
+
+START_ID = 2
+"""Id of the `[START]` token: the decoder's first input."""
+END_ID = 3
+"""Id of the `[END]` token: a generated caption stops after it."""
+
+# Names of the model inputs and layers that decoding looks up (the
+# contract of the module docstring).
+IMAGE_INPUT = "image"
+TOKEN_INPUT = "token_ids"
+IMAGE_ENCODER = "image_encoder"
+TOKEN_EMBEDDING = "token_embedding"
+CAPTION_DECODER = "caption_decoder"
+LOGITS = "logits"
+
+__all__ = [
+    "CAPTION_DECODER",
+    "END_ID",
+    "IMAGE_ENCODER",
+    "IMAGE_INPUT",
+    "LOGITS",
+    "OOV_ID",
+    "PAD_ID",
+    "START_ID",
+    "TOKEN_EMBEDDING",
+    "TOKEN_INPUT",
+    "attention_weights",
+    "beam_search_decode",
+    "generate",
+    "greedy_decode",
+    "ids_to_text",
+]
 
 _NEG = -1e9
 
@@ -34,40 +91,37 @@ class _Layers:
 
     def __init__(self, model):
         names = (
-            captioner.RESCALING,
-            captioner.IMAGE_ENCODER,
-            captioner.REGION_FEATURES,
-            captioner.TOKEN_EMBEDDING,
-            captioner.CAPTION_DECODER,
-            captioner.LOGITS,
-            captioner.TOKEN_INPUT,
+            IMAGE_ENCODER,
+            TOKEN_EMBEDDING,
+            CAPTION_DECODER,
+            LOGITS,
+            TOKEN_INPUT,
         )
         found = {layer.name: layer for layer in model.layers}
         missing = [name for name in names if name not in found]
         if missing:
             raise ValueError(
-                f"captioning_decode: model '{model.name}' has no layers "
-                f"{missing}; expected a model from build_vit_lstm_captioner"
+                f"generation: model '{model.name}' has no layers {missing}; "
+                "expected a captioner with the layers listed in "
+                "mmzoo.heads.generation (e.g. build_vit_lstm_captioner)"
             )
-        self.rescaling = found[captioner.RESCALING]
-        self.encoder = found[captioner.IMAGE_ENCODER]
-        self.regions = found[captioner.REGION_FEATURES]
-        self.embedding = found[captioner.TOKEN_EMBEDDING]
-        self.decoder = found[captioner.CAPTION_DECODER]
-        self.logits = found[captioner.LOGITS]
-        self.input_length = found[captioner.TOKEN_INPUT].output.shape[-1]
+        self.encoder = found[IMAGE_ENCODER]
+        self.embedding = found[TOKEN_EMBEDDING]
+        self.decoder = found[CAPTION_DECODER]
+        self.logits = found[LOGITS]
+        self.input_length = found[TOKEN_INPUT].output.shape[-1]
         vocabulary_size = self.logits.units
         banned = np.zeros([vocabulary_size], "float32")
         # Never generated: padding, the start token, and OOV (a caption
         # saying "[OOV]" is worse than its next best word).
-        banned[[captioner.PAD_ID, captioner.OOV_ID, captioner.START_ID]] = _NEG
+        banned[[PAD_ID, OOV_ID, START_ID]] = _NEG
         self.banned = banned
 
     def encode(self, images):
-        """Returns `(regions [B, N, D], pooled [B, D])` of raw images."""
+        """Returns `(regions [B, N, D], pooled [B, D_p])` of raw images."""
         images = keras.ops.convert_to_tensor(images, "float32")
-        features = self.encoder(self.rescaling(images), training=False)
-        return self.regions(features)
+        pooled, regions = self.encoder(images, training=False)
+        return regions, pooled
 
     def log_probs(self, tokens, state, regions, keys):
         """Returns `(log-probabilities [B, V], state)` after `tokens`."""
@@ -83,7 +137,7 @@ def _num_steps(layers, max_length):
         return layers.input_length
     if max_length < 2:
         raise ValueError(
-            f"captioning_decode: max_length={max_length}; expected at least "
+            f"generation: max_length={max_length}; expected at least "
             "2 (start token + one generated token)"
         )
     return max_length - 1
@@ -131,7 +185,7 @@ def _start(layers, images, steps, repeat=1):
         keys,
         state,
         zeros,
-        row_ids + captioner.START_ID,
+        row_ids + START_ID,
         ids,
         zeros > 0.0,
     )
@@ -141,7 +195,7 @@ def greedy_decode(model, images, max_length=None):
     """Decodes captions by taking the most likely token at every step.
 
     Args:
-        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        model: keras.Model. A captioner (see the module docstring).
         images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
         max_length: int or None. Most caption tokens, start and end
             included, as in the config. Defaults to the model's
@@ -163,11 +217,11 @@ def greedy_decode(model, images, max_length=None):
         log_probs, (h, c) = layers.log_probs(tokens, (h, c), regions, keys)
         best = keras.ops.cast(keras.ops.argmax(log_probs, axis=-1), "int32")
         best_log_prob = keras.ops.max(log_probs, axis=-1)
-        tokens = keras.ops.where(finished, captioner.PAD_ID, best)
+        tokens = keras.ops.where(finished, PAD_ID, best)
         tokens = keras.ops.cast(tokens, "int32")
         scores = scores + keras.ops.where(finished, 0.0, best_log_prob)
         ids = _write_column(ids, i, tokens)
-        finished = keras.ops.logical_or(finished, tokens == captioner.END_ID)
+        finished = keras.ops.logical_or(finished, tokens == END_ID)
         return i + 1, ids, tokens, h, c, scores, finished
 
     def cond(i, ids, tokens, h, c, scores, finished):
@@ -191,7 +245,7 @@ def beam_search_decode(
     width of 1 is exactly `greedy_decode`.
 
     Args:
-        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        model: keras.Model. A captioner (see the module docstring).
         images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
         beam_width: int or None. Beams kept per image. Defaults to the
             config's `beam_width` (stored on the decoder layer).
@@ -219,7 +273,7 @@ def beam_search_decode(
     vocabulary_size = layers.logits.units
     if not 1 <= width <= vocabulary_size:
         raise ValueError(
-            f"captioning_decode: beam_width={width}; expected 1 to "
+            f"generation: beam_width={width}; expected 1 to "
             f"vocabulary_size={vocabulary_size}"
         )
 
@@ -232,7 +286,7 @@ def beam_search_decode(
     first = keras.ops.where(keras.ops.arange(width) == 0, 0.0, _NEG)
     scores = keras.ops.reshape(row_zeros, (-1, width)) + first
     pad_only = np.full([vocabulary_size], _NEG, "float32")
-    pad_only[captioner.PAD_ID] = 0.0
+    pad_only[PAD_ID] = 0.0
     pad_only = keras.ops.convert_to_tensor(pad_only)
 
     def body(i, ids, tokens, h, c, scores, finished):
@@ -256,7 +310,7 @@ def beam_search_decode(
             keras.ops.take(x, rows, axis=0) for x in (ids, h, c, finished)
         )
         ids = _write_column(ids, i, tokens)
-        finished = keras.ops.logical_or(finished, tokens == captioner.END_ID)
+        finished = keras.ops.logical_or(finished, tokens == END_ID)
         return i + 1, ids, tokens, h, c, scores, finished
 
     def cond(i, ids, tokens, h, c, scores, finished):
@@ -268,7 +322,7 @@ def beam_search_decode(
     ranking = scores
     if length_penalty:
         lengths = keras.ops.sum(
-            keras.ops.cast(ids != captioner.PAD_ID, "float32"), axis=1
+            keras.ops.cast(ids != PAD_ID, "float32"), axis=1
         )
         lengths = keras.ops.reshape(lengths, (-1, width))
         ranking = scores / ((5.0 + lengths) / 6.0) ** length_penalty
@@ -285,7 +339,7 @@ def generate(model, images, beam_width=None, max_length=None):
     """Captions `images` eagerly; returns NumPy arrays.
 
     Args:
-        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        model: keras.Model. A captioner (see the module docstring).
         images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
         beam_width: int or None. 1 decodes greedily. Defaults to the
             config's `beam_width`.
@@ -318,7 +372,7 @@ def attention_weights(model, images, token_ids):
     `t` is where the decoder looked when it predicted `token_ids[:, t]`.
 
     Args:
-        model: keras.Model. Built by `build_vit_lstm_captioner`.
+        model: keras.Model. A captioner (see the module docstring).
         images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
         token_ids: int `[B, T]`. Caption ids after the start token.
 
@@ -336,7 +390,7 @@ def attention_weights(model, images, token_ids):
     regions, pooled = layers.encode(images)
     keys = layers.decoder.attention_keys(regions)
     state = layers.decoder.initial_state(pooled)
-    tokens = np.full([token_ids.shape[0]], captioner.START_ID, "int32")
+    tokens = np.full([token_ids.shape[0]], START_ID, "int32")
     weights = []
     for t in range(token_ids.shape[1]):
         embedding = layers.embedding(keras.ops.convert_to_tensor(tokens))
@@ -362,7 +416,7 @@ def ids_to_text(token_ids, tokens):
     for row in np.asarray(token_ids):
         words = []
         for token in row.tolist():
-            if token in (captioner.END_ID, captioner.PAD_ID):
+            if token in (END_ID, PAD_ID):
                 break
             words.append(tokens[token])
         captions.append(" ".join(words))
