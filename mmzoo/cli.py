@@ -24,7 +24,12 @@ def _cmd_list(args):
     from mmzoo import registry
 
     for name in registry.list_models():
-        print(f"{name}\tvariants: {', '.join(registry.list_variants(name))}")
+        entry = registry.get_entry(name)
+        print(
+            f"{name}\t{entry.problem}\tvariants: "
+            f"{', '.join(registry.list_variants(name))}\tdatasets: "
+            f"{', '.join(entry.datasets)}"
+        )
     return 0
 
 
@@ -58,7 +63,7 @@ def _cmd_train(args):
 
 def _cmd_export(args):
     from mmzoo.export import export_model
-    from mmzoo.tasks import get_task
+    from mmzoo.registry import get_task
     from mmzoo.training import load_run
 
     name, model, config, preprocessor, examples = load_run(args.run_dir)

@@ -1,8 +1,11 @@
 """Model registry: `register_model`, `build`, `get_config`, `list_models`.
 
 Modelled on timm's `_registry.py`: every architecture registers a builder,
-its config dataclass and its named variants, and one registry-driven
-contract test covers every registered model.
+its config dataclass, its named variants, the kind of problem it solves
+(which picks the generic task that trains, evaluates and serves it), the
+modality specs of its served inputs and the datasets it reads. This is the
+only registry: the CLI, training, export, the main job and the contract
+harness (`mmzoo.testing`) all read it, so a new model is one file.
 """
 
 import dataclasses
@@ -11,18 +14,55 @@ from collections.abc import Callable
 _MODELS = {}
 
 
+PROBLEMS = ("classification", "ctr", "captioning")
+"""Problem kinds; each has one generic task in `mmzoo.tasks`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about one architecture."""
+    """What the registry knows about one architecture.
+
+    Attributes:
+        name: str. Registry name.
+        config_class: the frozen config dataclass.
+        builder: `builder(config) -> keras.Model`.
+        variants: dict of variant name to config overrides.
+        problem: str. One of `PROBLEMS`.
+        inputs: `inputs(config) -> tuple of specs` (`mmzoo.specs`): the
+            raw inputs a client sends, in serving order.
+        datasets: tuple of str. Dataset names `mmzoo train --dataset`
+            accepts for this model (`synthetic` first: the main job's).
+        description: str. One line for `mmzoo list` and README's table.
+        test_overrides: dict. Config overrides the contract harness adds
+            to the `tiny` variant.
+        synthetic: str. Name of the synthetic data generator the task uses
+            for `--dataset synthetic` ("" = the task's default).
+    """
 
     name: str
     config_class: type
     builder: Callable
     variants: dict
+    problem: str = "classification"
+    inputs: Callable = None
+    datasets: tuple = ("synthetic",)
+    description: str = ""
+    test_overrides: dict = dataclasses.field(default_factory=dict)
+    synthetic: str = ""
 
 
-def register_model(name, config_class, variants):
-    """Class decorator factory registering `builder(config) -> keras.Model`.
+def register_model(
+    name,
+    config_class,
+    variants,
+    problem="classification",
+    inputs=None,
+    datasets=("synthetic",),
+    description="",
+    test_overrides=None,
+    synthetic="",
+):
+    """Decorator factory registering `builder(config) -> keras.Model`.
 
     Args:
         name: str. Registry name, e.g. `"deepfm"`.
@@ -30,10 +70,34 @@ def register_model(name, config_class, variants):
             settings.
         variants: dict of variant name to a dict of config overrides. Must
             hold at least `"tiny"` and `"base"`.
+        problem: str. One of `PROBLEMS`. Defaults to `"classification"`.
+        inputs: callable `config -> tuple of specs` of the served raw
+            inputs (`mmzoo.specs`). Defaults to the config's
+            `modality_specs()` method.
+        datasets: tuple of str. Datasets the model reads.
+        description: str. One line describing the architecture.
+        test_overrides: dict or None. Config overrides of the contract
+            harness.
+        synthetic: str. The synthetic data generator of `--dataset
+            synthetic`, when the task has several ("" = its default).
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
     """
+    if problem not in PROBLEMS:
+        raise ValueError(
+            f"{name}: unknown problem {problem!r}; valid: {', '.join(PROBLEMS)}"
+        )
+    if inputs is None:
+        if not hasattr(config_class, "modality_specs"):
+            raise ValueError(
+                f"{name}: pass inputs=, or give {config_class.__name__} a "
+                "modality_specs() method"
+            )
+
+        def inputs(config):
+            return tuple(config.modality_specs())
+
     missing = {"tiny", "base"} - set(variants)
     if missing:
         raise ValueError(
@@ -52,7 +116,18 @@ def register_model(name, config_class, variants):
     def decorator(builder):
         if name in _MODELS:
             raise ValueError(f"model '{name}' is already registered")
-        _MODELS[name] = ModelEntry(name, config_class, builder, dict(variants))
+        _MODELS[name] = ModelEntry(
+            name,
+            config_class,
+            builder,
+            dict(variants),
+            problem=problem,
+            inputs=inputs,
+            datasets=tuple(datasets),
+            description=description,
+            test_overrides=dict(test_overrides or {}),
+            synthetic=synthetic,
+        )
         return builder
 
     return decorator
@@ -77,6 +152,14 @@ def list_models():
     """Returns the sorted names of all registered models."""
     _load_models()
     return sorted(_MODELS)
+
+
+def get_task(name):
+    """Returns the generic task (`mmzoo.tasks`) that trains, evaluates and
+    serves model `name`, chosen by its registered problem kind."""
+    from mmzoo.tasks import task_for
+
+    return task_for(get_entry(name))
 
 
 def list_variants(name):

@@ -11,7 +11,6 @@ import time
 import keras
 
 from mmzoo import registry
-from mmzoo.tasks import get_task
 
 
 def train(
@@ -35,8 +34,9 @@ def train(
         dataset: str. A dataset name the model's task reads.
         data_dir: str or None. Where the dataset's files are.
         variant: str. Model variant. Defaults to `"base"`.
-        epochs: int or None. Defaults to the task's default.
-        batch_size: int or None. Defaults to the task's default.
+        epochs: int or None. Defaults to the config's `epochs` (set per
+            variant).
+        batch_size: int or None. Defaults to the config's `batch_size`.
         seed: int. Seeds weights, shuffling and the data split.
         overrides: dict of config overrides (strict).
         logdir: str. Run folders (TensorBoard logs, `model.keras`, config,
@@ -49,14 +49,15 @@ def train(
         dict with `model`, `dataset`, `metrics` (`val`, `test`), `export`,
         `run_dir`, and the Keras model under `keras_model`.
     """
-    task = get_task(model_name)
-    if dataset not in task.datasets:
-        raise ValueError(
-            f"{model_name}: unknown dataset '{dataset}'; valid: "
-            f"{', '.join(task.datasets)}"
-        )
+    task = registry.get_task(model_name)
+    task.check_dataset(dataset, data_dir)
+    overrides = dict(overrides or {})
+    if epochs:
+        overrides["epochs"] = epochs
+    if batch_size:
+        overrides["batch_size"] = batch_size
     keras.utils.set_random_seed(seed)
-    config = registry.get_config(model_name, variant, **(overrides or {}))
+    config = registry.get_config(model_name, variant, **overrides)
     run_dir = os.path.join(
         logdir, model_name, time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     )
@@ -65,8 +66,8 @@ def train(
     config = prepared.config
     model = registry.build(model_name, config=config)
     task.compile(model, config)
-    epochs = epochs or task.default_epochs
-    batch_size = batch_size or task.default_batch_size
+    epochs = config.epochs
+    batch_size = config.batch_size
     train_data = task.pipeline(
         prepared, "train", batch_size, training=True, seed=seed
     )
@@ -136,7 +137,7 @@ def load_run(run_dir):
     name = run["model"]
     config = registry.config_from_dict(name, run["config"])
     model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
-    preprocessor = get_task(name).make_preprocessor(
+    preprocessor = registry.get_task(name).make_preprocessor(
         config, os.path.join(run_dir, "preprocessing")
     )
     with np.load(os.path.join(run_dir, "examples.npz")) as data:

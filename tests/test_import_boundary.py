@@ -5,8 +5,15 @@ import pathlib
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mmzoo"
 # Backend-agnostic code: keras.ops only, runs on TF, JAX and PyTorch.
-AGNOSTIC = ("layers", "encoders", "models", "metrics")
-AGNOSTIC_FILES = ("registry.py", "__init__.py", "training.py", "main_job.py")
+AGNOSTIC = ("layers", "encoders", "models", "metrics", "heads")
+AGNOSTIC_FILES = (
+    "registry.py",
+    "__init__.py",
+    "training.py",
+    "main_job.py",
+    "specs.py",
+    "training_config.py",
+)
 
 
 def _imports(path):

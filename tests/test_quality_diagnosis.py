@@ -33,8 +33,7 @@ import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo.data.image_text import ImageTextExamples
-from mmzoo.tasks.diagnosis import DiagnosisTask
+from mmzoo.registry import get_task
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +76,10 @@ def _auroc(task, model, prepared, drop_report=0.0):
     if drop_report:
         test = prepared.examples["test"]
         drop = np.random.default_rng(0).random(len(test)) < drop_report
-        texts = ["" if d else t for d, t in zip(drop, test.texts)]
-        test = ImageTextExamples(test.image_paths, texts, test.labels)
+        texts = ["" if d else t for d, t in zip(drop, test.columns["report"])]
+        test = dataclasses.replace(
+            test, columns={**test.columns, "report": texts}
+        )
         prepared = dataclasses.replace(
             prepared, examples={**prepared.examples, "test": test}
         )
@@ -87,7 +88,7 @@ def _auroc(task, model, prepared, drop_report=0.0):
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    task = DiagnosisTask()
+    task = get_task(NAME)
     task.synthetic_examples = EXAMPLES
     rows = []
     for seed in SEEDS:
@@ -185,7 +186,7 @@ def test_adversarial_alignment_trains(seed, tmp_path):
     # the discriminator loss without bound and the model collapsed to a
     # constant (AUROC 0.5). The bounded shared space must train like the
     # other fusions.
-    task = DiagnosisTask()
+    task = get_task(NAME)
     task.synthetic_examples = EXAMPLES
     config = mmzoo.get_config(NAME, "tiny", fusion="adversarial_alignment")
     prepared = task.prepare(config, "synthetic", None, str(tmp_path), seed)

@@ -64,3 +64,43 @@ def test_config_round_trips_through_json_dict():
     config = mmzoo.get_config("deepfm", "tiny")
     again = registry.config_from_dict("deepfm", config_to_dict(config))
     assert again == config
+
+
+def test_readme_model_table_matches_the_registry():
+    # README's model table is hand-written (it says more than the registry
+    # knows); this keeps its rows and the registry in step.
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Models", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.M)
+    assert sorted(rows) == mmzoo.list_models()
+
+
+def test_problem_kind_picks_a_generic_task():
+    from mmzoo.tasks.ctr import CTRTask
+
+    task = registry.get_task("deepfm")
+    assert isinstance(task, CTRTask) and task.model == "deepfm"
+    assert "criteo" in task.datasets
+
+
+def test_unknown_problem_kind_raises():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        width: int = 1
+
+    with pytest.raises(ValueError, match="unknown problem 'vqa2'"):
+        registry.register_model(
+            "bad_problem", Config, {"tiny": {}, "base": {}}, problem="vqa2"
+        )
+
+
+def test_training_settings_live_in_the_variant():
+    tiny = mmzoo.get_config("deepfm", "tiny")
+    base = mmzoo.get_config("deepfm", "base")
+    assert (tiny.epochs, tiny.batch_size) == (3, 64)
+    assert base.batch_size == 256
+    with pytest.raises(ValueError, match="unknown optimizer 'adamx'"):
+        mmzoo.get_config("deepfm", "tiny", optimizer="adamx")

@@ -299,12 +299,12 @@ def read_movielens(data_dir, seed=0):
         name: np.asarray(values, np.float32 if name == "age" else object)
         for name, values in columns.items()
     }
-    return _from_arrays(
+    return from_arrays(
         "movielens-100k", MOVIELENS_COLUMNS, arrays, np.float32(labels), seed
     )
 
 
-def _from_arrays(name, columns, arrays, labels, seed):
+def from_arrays(name, columns, arrays, labels, seed):
     indices = split_indices(len(labels), seed)
     splits = {}
     for split, index in indices.items():
@@ -418,7 +418,7 @@ def make_synthetic_ctr(num_examples=20_000, seed=0):
             object,
         ),
     }
-    return _from_arrays("synthetic", SYNTHETIC_COLUMNS, arrays, labels, seed)
+    return from_arrays("synthetic", SYNTHETIC_COLUMNS, arrays, labels, seed)
 
 
 def read_ctr_dataset(name, data_dir=None, seed=0):

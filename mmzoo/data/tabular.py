@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mmzoo.data import text
 from mmzoo.data.vocab import Vocabulary, write_vocabulary
-from mmzoo.models.deepfm import FeatureSpec
+from mmzoo.specs import FeatureSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -1,3 +1,11 @@
-"""Reference architectures; importing this package registers them all."""
+"""Reference architectures; importing this package registers them all.
 
-from mmzoo.models import deepfm, lstnet_diagnosis, vit_lstm_captioner  # noqa: F401
+Every module in this folder is imported, so a new model is one file here:
+its `@register_model` runs on import and nothing else needs editing.
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -11,67 +11,10 @@ from mmzoo.layers.interactions import (
     StackFields,
     SumLogits,
 )
+from mmzoo.metrics.ctr import example_logloss  # noqa: F401 (registers it)
 from mmzoo.registry import register_model
-
-FEATURE_KINDS = ("categorical", "numeric", "multi_value", "text", "vector")
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureSpec:
-    """One raw column and how the model embeds it.
-
-    Feature names become model input names, `tf.data` keys and serving
-    signature keys.
-
-    Attributes:
-        name: str. Column name.
-        kind: str. One of `categorical` (one value; model input int32 `[B]`
-            ids), `numeric` (float32 `[B]`, NaN = missing), `multi_value`
-            (`"a|b|c"`; int32 `[B, max_length]` ids, 0 = padding), `text`
-            (words; int32 `[B, max_length]` ids) or `vector` (a precomputed
-            embedding, e.g. of an image; float32 `[B, dimension]`).
-        vocabulary_size: int. Number of ids (0 = missing/padding, 1 = OOV),
-            for the id kinds. With `hash_buckets`, `hash_buckets + 2`.
-        hash_buckets: int. If > 0, ids come from hashing the value into this
-            many buckets instead of a vocabulary.
-        max_length: int. Tokens kept for `multi_value` and `text`.
-        combiner: str. Pooling of `multi_value`/`text` embeddings: `mean` or
-            `sum`.
-        mean: float. Training-split mean of a `numeric` feature.
-        std: float. Training-split standard deviation of a `numeric` feature.
-        dimension: int. Width of a `vector` feature.
-    """
-
-    name: str
-    kind: str
-    vocabulary_size: int = 0
-    hash_buckets: int = 0
-    max_length: int = 1
-    combiner: str = "mean"
-    mean: float = 0.0
-    std: float = 1.0
-    dimension: int = 0
-
-    def __post_init__(self):
-        if self.kind not in FEATURE_KINDS:
-            raise ValueError(
-                f"feature '{self.name}': unknown kind '{self.kind}'; valid: "
-                f"{', '.join(FEATURE_KINDS)}"
-            )
-        if self.hash_buckets and not self.vocabulary_size:
-            object.__setattr__(self, "vocabulary_size", self.hash_buckets + 2)
-        if self.kind in ("categorical", "multi_value", "text") and (
-            self.vocabulary_size < 2
-        ):
-            raise ValueError(
-                f"feature '{self.name}': vocabulary_size must be >= 2 "
-                f"(padding + OOV), got {self.vocabulary_size}"
-            )
-        if self.kind == "vector" and self.dimension < 1:
-            raise ValueError(
-                f"feature '{self.name}': a vector feature needs dimension "
-                f">= 1, got {self.dimension}"
-            )
+from mmzoo.specs import FEATURE_KINDS, FeatureSpec, model_inputs  # noqa: F401
+from mmzoo.training_config import TrainingConfig
 
 
 def _default_features():
@@ -91,8 +34,9 @@ def _default_features():
 
 
 @dataclasses.dataclass(frozen=True)
-class DeepFMConfig:
-    """Hyperparameters of `build_deepfm`.
+class DeepFMConfig(TrainingConfig):
+    """Hyperparameters of `build_deepfm` (and the training settings of
+    `mmzoo.training_config.TrainingConfig`).
 
     Attributes:
         features: tuple of `FeatureSpec` (dicts are converted). One model
@@ -125,6 +69,7 @@ class DeepFMConfig:
     task: str = "binary"
 
     def __post_init__(self):
+        super().__post_init__()
         features = tuple(
             f if isinstance(f, FeatureSpec) else FeatureSpec(**f)
             for f in self.features
@@ -147,44 +92,19 @@ class DeepFMConfig:
 
 
 VARIANTS = {
-    "tiny": {"embedding_dim": 4, "mlp_units": (16, 16)},
-    "base": {},
+    "tiny": {
+        "embedding_dim": 4,
+        "mlp_units": (16, 16),
+        "epochs": 3,
+        "batch_size": 64,
+    },
+    "base": {"epochs": 3, "batch_size": 256},
 }
 
 
-@keras.saving.register_keras_serializable(package="mmzoo")
-def example_logloss(y_true, y_pred):
-    """Per-example binary cross-entropy of `[B]` labels and probabilities.
-
-    The `logloss` metric of the DeepFM task; registered here, beside the
-    layers, so that every process that can load a DeepFM `.keras` file can
-    also restore its compiled metrics.
-
-    `keras.metrics.BinaryCrossentropy` averages over the last axis, which
-    for DeepFM's `[B]` output is the whole batch: the metric then becomes a
-    mean of batch means, and the empty last step Keras runs on a dataset of
-    unknown length (a filtered split) counts as a batch of zero loss.
-    Returning one value per example makes `logloss` the true mean.
-    """
-    y_true = keras.ops.expand_dims(keras.ops.cast(y_true, y_pred.dtype), -1)
-    return keras.losses.binary_crossentropy(
-        y_true, keras.ops.expand_dims(y_pred, -1)
-    )
-
-
 def feature_input(feature):
-    """Returns the named `keras.Input` of one feature."""
-    if feature.kind in ("categorical",):
-        return keras.Input(shape=(), dtype="int32", name=feature.name)
-    if feature.kind == "numeric":
-        return keras.Input(shape=(), dtype="float32", name=feature.name)
-    if feature.kind == "vector":
-        return keras.Input(
-            shape=(feature.dimension,), dtype="float32", name=feature.name
-        )
-    return keras.Input(
-        shape=(feature.max_length,), dtype="int32", name=feature.name
-    )
+    """Returns the named `keras.Input` of one feature (from its spec)."""
+    return model_inputs([feature])[feature.name]
 
 
 def _embed(feature, inputs, dim, regularizer, prefix):
@@ -212,7 +132,19 @@ def _embed(feature, inputs, dim, regularizer, prefix):
     )(inputs)
 
 
-@register_model("deepfm", DeepFMConfig, variants=VARIANTS)
+@register_model(
+    "deepfm",
+    DeepFMConfig,
+    variants=VARIANTS,
+    problem="ctr",
+    inputs=lambda config: config.features,
+    datasets=("synthetic", "criteo", "movielens-100k"),
+    description=(
+        "DeepFM (Guo et al., IJCAI 2017): linear + FM + deep tower over "
+        "shared field embeddings of categorical, numeric, multi-valued and "
+        "text columns"
+    ),
+)
 def build_deepfm(config: DeepFMConfig) -> keras.Model:
     """Builds an uncompiled DeepFM with one named input per feature.
 
@@ -233,7 +165,7 @@ def build_deepfm(config: DeepFMConfig) -> keras.Model:
         if config.l2_embedding
         else None
     )
-    inputs = {f.name: feature_input(f) for f in config.features}
+    inputs = model_inputs(config.features)
     logits = []
     if config.use_linear:
         weights = [

@@ -1,20 +1,29 @@
-"""Per-model glue between data pipelines, training and serving."""
+"""Generic tasks: one per problem kind, not one per model.
+
+A task joins any registered model of its problem kind to TensorFlow data
+pipelines, losses, metrics and its serving signatures. Which task a model
+gets is read from its registry entry (`register_model(..., problem=...)`),
+so this package holds no list of models.
+"""
 
 import importlib
 
-# model name → module:class. A module is imported only when its task is used.
-_TASKS = {
-    "deepfm": "mmzoo.tasks.deepfm:DeepFMTask",
-    "vit_lstm_captioner": "mmzoo.tasks.captioning:CaptioningTask",
-    "lstnet_diagnosis": "mmzoo.tasks.diagnosis:DiagnosisTask",
+# problem kind → module:class. A module is imported only when it is used.
+_PROBLEM_TASKS = {
+    "classification": "mmzoo.tasks.classification:ClassificationTask",
+    "ctr": "mmzoo.tasks.ctr:CTRTask",
+    "captioning": "mmzoo.tasks.captioning:CaptioningTask",
 }
 
 
+def task_for(entry):
+    """Returns the task of a registry `ModelEntry`, bound to that model."""
+    module, cls = _PROBLEM_TASKS[entry.problem].split(":")
+    return getattr(importlib.import_module(module), cls)(entry)
+
+
 def get_task(model):
-    """Returns the `Task` of registered model `model`."""
-    if model not in _TASKS:
-        raise ValueError(
-            f"no task for model '{model}'; valid: {', '.join(sorted(_TASKS))}"
-        )
-    module, cls = _TASKS[model].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    """Returns the task of registered model `model` (a name)."""
+    from mmzoo import registry
+
+    return registry.get_task(model)

@@ -1,12 +1,21 @@
 """The task interface: everything between files on disk and a served model.
 
 A model file (`mmzoo/models/`) is backend-agnostic Keras; a task joins it to
-TensorFlow data pipelines and to its serving signature. Each registered
-model has exactly one task, and the training loop, the CLI and the export
-path only talk to this interface, so they hold no per-model code.
+TensorFlow data pipelines and to its serving signatures. Tasks are generic
+per problem kind (classification, click-through rate, captioning): one
+task object is made per registered model from its registry entry, so the
+training loop, the CLI, the export path and the contract harness hold no
+per-model code.
 """
 
 import dataclasses
+
+import tensorflow as tf
+
+DUMMY_DATASET = "dummy"
+"""Dataset name every task reads: random raw values derived from the
+model's input specs (no files, no learnable signal). The contract harness
+(`mmzoo.testing`) uses it to test a model before any real dataset exists."""
 
 
 @dataclasses.dataclass
@@ -30,20 +39,52 @@ class Prepared:
     directory: str
 
 
-class Task:
-    """Base class of the per-model glue. Subclasses set the attributes and
-    implement the methods below."""
+def replace_config(config, **changes):
+    """`dataclasses.replace` for frozen configs."""
+    return dataclasses.replace(config, **changes)
 
-    model: str = ""
-    datasets: tuple = ()
-    default_epochs: int = 1
-    default_batch_size: int = 32
-    # Settings of `mmzoo main` (variant, epochs, overrides, ...).
-    main_job: dict = {}
-    # Config overrides the contract test adds to the `tiny` variant.
-    contract_overrides: dict = {}
-    # Test metrics reported first, in order of preference.
+
+class Task:
+    """Base class of the generic tasks.
+
+    Args:
+        entry: the model's `mmzoo.registry.ModelEntry`.
+    """
+
+    # Test metrics reported first by the main job, in order of preference.
     headline_metrics: tuple = ()
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.model = entry.name
+
+    @property
+    def datasets(self):
+        """Dataset names the model reads (plus `dummy`)."""
+        return (*self.entry.datasets, DUMMY_DATASET)
+
+    @property
+    def contract_overrides(self):
+        """Config overrides the contract harness adds to `tiny`."""
+        return dict(self.entry.test_overrides)
+
+    def check_dataset(self, dataset, data_dir, needs_dir=True):
+        """Raises `ValueError` for a dataset this model does not read, or a
+        file dataset without `--data-dir`."""
+        if dataset not in self.datasets:
+            raise ValueError(
+                f"{self.model}: unknown dataset '{dataset}'; valid: "
+                f"{', '.join(self.datasets)}"
+            )
+        if needs_dir and dataset not in ("synthetic", DUMMY_DATASET):
+            if not data_dir:
+                raise ValueError(
+                    f"{self.model}: dataset '{dataset}' needs --data-dir"
+                )
+
+    def input_specs(self, config):
+        """The modality specs of the raw served inputs."""
+        return tuple(self.entry.inputs(config))
 
     def prepare(self, config, dataset, data_dir, directory, seed):
         """Reads `dataset`, fits preprocessing on its train split (assets
@@ -68,8 +109,17 @@ class Task:
         raise NotImplementedError
 
     def serving_signature(self, config):
-        """Returns dict of raw input name to `tf.TensorSpec` (batch `None`)."""
-        raise NotImplementedError
+        """Dict of raw input name to `tf.TensorSpec` (batch `None`),
+        derived from the model's input specs: no signature is written by
+        hand, and an ablated modality is not an input."""
+        return {
+            spec.name: tf.TensorSpec(
+                [None, *spec.serving_shape],
+                tf.as_dtype(spec.serving_dtype),
+                name=spec.name,
+            )
+            for spec in self.input_specs(config)
+        }
 
     def serve(self, model, preprocessor, raw):
         """Raw inputs → named outputs; traced into `serving_default`."""

@@ -1,19 +1,22 @@
-"""Diagnosis task: image-report folders → LSTNet diagnosis → served
-`probabilities` (and `modality_weights`) from JPEG/PNG bytes and report text.
+"""Classification task: labeled multimodal folders → any multimodal
+classifier → served `probabilities` (and `modality_weights`, `score`) from
+raw client values (image bytes, text).
 
-Datasets:
+Datasets (readers return `mmzoo.data.examples.LabeledExamples`):
 
-- `synthetic`: `mmzoo.data.synthetic_images.write_synthetic_diagnosis`
-  writes chest-like pictures and histories into `<directory>/synthetic`
-  in the `image-report` layout, which is then read by the same reader as a
-  user's folder.
-- `image-report` (`--data-dir`): a folder with `index.csv` (`image`,
-  `report`, then one 0/1 column per finding); see
-  `mmzoo.data.image_report`.
+- `synthetic`: the generator the model names (`register_model(...,
+  synthetic=...)`, a key of `mmzoo.data.examples.SYNTHETIC`; by default
+  `diagnosis`, chest-like pictures with histories), written in a folder
+  layout and read back by the same reader as a user's folder.
+- a folder layout of `mmzoo.data.examples.READERS` (`--data-dir`), e.g.
+  `image-report`: `index.csv` (`image`, `report`, then one 0/1 column per
+  label); see `mmzoo.data.image_report`.
+- `dummy`: random values of the model's input specs (contract tests).
 
-Both are split 80/10/10 by seed. The report vocabulary comes from the
-training reports and is written as an asset file; every image file is
-decoded once up front so a corrupt file fails with its name.
+Splits are 80/10/10 by seed. Preprocessing (vocabularies, WordPiece,
+preset tokenizers) is fitted on the train split by
+`mmzoo.data.modalities.fit_preprocessor` and travels with the export; every
+image file is decoded once up front so a corrupt file fails with its name.
 """
 
 import dataclasses
@@ -22,83 +25,85 @@ import os
 import keras
 import tensorflow as tf
 
-from mmzoo.data import image_text
-from mmzoo.data.image_report import read_image_report
+from mmzoo.data import examples as examples_lib
 from mmzoo.data.images import validate_image_files
+from mmzoo.data.modalities import Preprocessor, fit_preprocessor
 from mmzoo.data.splits import SPLITS, split_indices
-from mmzoo.data.synthetic_images import write_synthetic_diagnosis
-from mmzoo.models import lstnet_diagnosis as model_lib
-from mmzoo.tasks.base import Prepared, Task
+from mmzoo.heads.classification import (
+    MODALITY_WEIGHTS,
+    PROBABILITIES,
+    RECONSTRUCTION,
+    SCORE,
+    MaskedMeanSquaredError,
+    output_names,
+)
+from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
+from mmzoo.training_config import make_optimizer
 
-# Words seen fewer times in the training reports map to OOV (id 1), so the
-# OOV embedding is trained and serves unseen words sensibly.
-MIN_WORD_COUNT = 2
 SYNTHETIC_EXAMPLES = 2000
+# The synthetic generator of models that name none.
+DEFAULT_SYNTHETIC = "diagnosis"
+DUMMY_EXAMPLES = 40
 
 
 @dataclasses.dataclass
-class DiagnosisPrepared(Prepared):
-    """`Prepared` plus each split's examples (image paths, reports,
-    labels), from which the training pipelines read.
+class ClassificationPrepared(Prepared):
+    """`Prepared` plus each split's examples and the column of each input.
 
     Attributes:
-        examples: dict of split name to `image_text.ImageTextExamples`.
+        examples: dict of split name to `LabeledExamples`.
+        mapping: dict of model input name to dataset column.
     """
 
     examples: dict = dataclasses.field(default_factory=dict)
+    mapping: dict = dataclasses.field(default_factory=dict)
 
 
-def _replace(config, **changes):
-    return dataclasses.replace(config, **changes)
+class ClassificationTask(Task):
+    """Generic glue of multimodal classifiers: data, pipelines, metrics and
+    serving.
 
-
-class DiagnosisTask(Task):
-    """Glue of `lstnet_diagnosis`: data, pipelines, metrics and serving.
-
-    Metrics: macro AUROC over the findings (`auroc`,
-    `keras.metrics.AUC(multi_label=True)`) and binary accuracy. Serving:
-    `image` (encoded JPEG/PNG bytes) and `report` (text) `tf.string
-    [None]` → `probabilities [None, num_labels]`, plus `modality_weights
-    [None, 2]` for weighted fusions. An empty report is a missing modality.
+    Metrics: sigmoid heads (multi-label) report macro AUROC over the labels
+    (`auroc`) and binary accuracy; softmax heads accuracy and AUROC;
+    regression heads MAE. Serving: one raw input per modality spec →
+    `probabilities [None, num_labels]`, plus `modality_weights` for
+    weighted fusions and `score` with a regression head.
     """
 
-    model = "lstnet_diagnosis"
-    datasets = ("synthetic", "image-report")
-    default_epochs = 10
-    default_batch_size = 32
-    main_job = {"variant": "tiny", "epochs": 10}
-    contract_overrides = {"fusion": "attention"}
-    headline_metrics = ("auroc",)
-    # Training-time augmentation (shifts, contrast; see
-    # `image_text.augmentation_layers`).
+    headline_metrics = ("auroc", "accuracy")
+    # Training-time augmentation (shifts, contrast).
     augment = True
     synthetic_examples = SYNTHETIC_EXAMPLES
 
-    def prepare(self, config, dataset, data_dir, directory, seed):
+    def read(self, config, dataset, data_dir, directory, seed):
+        """Reads `dataset` as `LabeledExamples`."""
+        self.check_dataset(dataset, data_dir)
+        if dataset == DUMMY_DATASET:
+            return examples_lib.write_dummy_examples(
+                os.path.join(directory, DUMMY_DATASET),
+                self.input_specs(config),
+                config.num_labels,
+                DUMMY_EXAMPLES,
+                seed,
+            )
         if dataset == "synthetic":
-            data_dir = write_synthetic_diagnosis(
+            sizes = [
+                s.size for s in self.input_specs(config) if s.kind == "image"
+            ]
+            return examples_lib.write_synthetic(
+                self.entry.synthetic or DEFAULT_SYNTHETIC,
                 os.path.join(directory, "synthetic"),
-                num_examples=self.synthetic_examples,
-                seed=seed,
-                image_size=max(16, config.image_size),
+                self.synthetic_examples,
+                seed,
+                max([16, *sizes]),
             )
-        elif dataset == "image-report":
-            if not data_dir:
-                raise ValueError(
-                    "lstnet_diagnosis: dataset 'image-report' needs "
-                    "--data-dir, a folder with index.csv (columns image, "
-                    "report, then one 0/1 column per label)"
-                )
-        else:
-            raise ValueError(
-                f"lstnet_diagnosis: unknown dataset '{dataset}'; valid: "
-                f"{', '.join(self.datasets)}"
-            )
-        data = read_image_report(data_dir)
-        validate_image_files(data.image_paths, dataset)
-        everything = image_text.ImageTextExamples(
-            data.image_paths, data.reports, data.labels
-        )
+        return examples_lib.read_labeled(dataset, data_dir)
+
+    def prepare(self, config, dataset, data_dir, directory, seed):
+        everything = self.read(config, dataset, data_dir, directory, seed)
+        validate_image_files(everything.image_paths(), dataset)
+        specs = self.input_specs(config)
+        mapping = examples_lib.match_columns(everything, specs, dataset)
         indices = split_indices(len(everything), seed)
         empty = [name for name in SPLITS if not len(indices[name])]
         if empty:
@@ -107,60 +112,68 @@ class DiagnosisTask(Task):
                 f"{', '.join(empty)} split(s) empty (80/10/10); need at least "
                 "10 examples"
             )
-        examples = {name: everything.take(indices[name]) for name in SPLITS}
-        os.makedirs(directory, exist_ok=True)
-        tokens, longest = image_text.fit_text_vocabulary(
-            examples["train"].texts,
-            os.path.join(directory, image_text.VOCABULARY_FILE),
-            max_size=max(0, config.vocabulary_size - 2),
-            min_count=MIN_WORD_COUNT,
+        parts = {name: everything.take(indices[name]) for name in SPLITS}
+        fitted, preprocessor = fit_preprocessor(
+            specs, _fit_values(parts["train"], mapping), directory
         )
-        config = _replace(
+        config = replace_config(
             config,
-            num_labels=len(data.label_names),
-            label_names=tuple(data.label_names),
-            vocabulary_size=len(tokens),
-            max_report_length=max(1, min(config.max_report_length, longest)),
+            specs=tuple(fitted),
+            num_labels=everything.labels.shape[1],
+            label_names=tuple(everything.label_names),
         )
-        preprocessor = self.make_preprocessor(config, directory)
         splits = {
-            name: image_text.raw_dataset(part)
-            for name, part in examples.items()
+            name: examples_lib.raw_dataset(part, mapping)
+            for name, part in parts.items()
         }
-        return DiagnosisPrepared(
-            config, preprocessor, splits, directory, examples=examples
+        return ClassificationPrepared(
+            config,
+            preprocessor,
+            splits,
+            directory,
+            examples=parts,
+            mapping=mapping,
         )
 
     def make_preprocessor(self, config, directory):
-        return image_text.ImageTextPreprocessor(
-            os.path.join(directory, image_text.VOCABULARY_FILE),
-            config.image_size,
-            config.max_report_length,
-            keys=config.modalities,
-            name="diagnosis_preprocessor",
-        )
+        """The preprocessor of the config's (fitted) input specs, over the
+        assets in `directory`; an ablated modality has none."""
+        return Preprocessor(self.input_specs(config), directory)
 
     def targets(self, config):
         """`(inputs, labels) -> targets` matching the model's outputs, or
         None when the model has the single output `probabilities`.
 
         `modality_weights` gets a placeholder (Keras wants a target for
-        every output of a dict model; it has no loss) and `reconstruction`
-        the input image rescaled to 0..1 (after augmentation).
+        every output of a dict model; it has no loss), `reconstruction` the
+        input image rescaled to 0..1 (after augmentation) and `score` the
+        regression targets (NaN = none).
         """
-        names = model_lib.output_names(config)
-        if names == (model_lib.PROBABILITIES,):
+        names = output_names(config)
+        if names == (PROBABILITIES,):
             return None
+        images = [s.name for s in self.input_specs(config) if s.kind == "image"]
 
         def targets(inputs, labels):
-            out = {model_lib.PROBABILITIES: labels}
-            if model_lib.MODALITY_WEIGHTS in names:
+            if isinstance(labels, tuple):
+                labels, regression = labels
+            else:
+                regression = None
+            out = {PROBABILITIES: labels}
+            if MODALITY_WEIGHTS in names:
                 batch = tf.shape(labels)[0]
-                out[model_lib.MODALITY_WEIGHTS] = tf.zeros(
-                    [batch, len(config.modalities)], tf.float32
+                out[MODALITY_WEIGHTS] = tf.zeros(
+                    [batch, len(self.input_specs(config))], tf.float32
                 )
-            if model_lib.RECONSTRUCTION in names:
-                out[model_lib.RECONSTRUCTION] = inputs[model_lib.IMAGE] / 255.0
+            if RECONSTRUCTION in names:
+                out[RECONSTRUCTION] = inputs[images[0]] / 255.0
+            if SCORE in names:
+                if regression is None:
+                    raise ValueError(
+                        f"{self.model}: the model has a regression head "
+                        "(num_targets > 0) but the dataset has no targets"
+                    )
+                out[SCORE] = regression
             return out
 
         return targets
@@ -168,9 +181,10 @@ class DiagnosisTask(Task):
     def pipeline(self, prepared, split, batch_size, training=False, seed=0):
         augmentation = None
         if training and self.augment:
-            augmentation = image_text.augmentation_layers(seed)
-        return image_text.make_pipeline(
+            augmentation = examples_lib.augmentation_layers(seed)
+        return examples_lib.make_pipeline(
             prepared.examples[split],
+            prepared.mapping,
             prepared.preprocessor,
             batch_size,
             training=training,
@@ -180,35 +194,48 @@ class DiagnosisTask(Task):
         )
 
     def _metrics(self, config):
-        return [
+        metrics = [
             keras.metrics.AUC(
                 multi_label=True, num_labels=config.num_labels, name="auroc"
-            ),
-            keras.metrics.BinaryAccuracy(name="binary_accuracy"),
+            )
         ]
+        if getattr(config, "head", "sigmoid") == "softmax":
+            metrics.append(keras.metrics.CategoricalAccuracy(name="accuracy"))
+        else:
+            metrics.append(keras.metrics.BinaryAccuracy(name="binary_accuracy"))
+        return metrics
+
+    def _classification_loss(self, config):
+        if getattr(config, "head", "sigmoid") == "softmax":
+            return keras.losses.CategoricalCrossentropy()
+        return keras.losses.BinaryCrossentropy()
 
     def compile(self, model, config):
-        names = model_lib.output_names(config)
-        optimizer = keras.optimizers.Adam(config.learning_rate)
-        bce = keras.losses.BinaryCrossentropy()
-        if names == (model_lib.PROBABILITIES,):
+        names = output_names(config)
+        optimizer = make_optimizer(config)
+        loss = self._classification_loss(config)
+        if names == (PROBABILITIES,):
             model.compile(
                 optimizer=optimizer,
-                loss=bce,
+                loss=loss,
                 loss_weights=[config.classification_weight],
                 metrics=self._metrics(config),
             )
             return
-        losses = {model_lib.PROBABILITIES: bce}
-        weights = {model_lib.PROBABILITIES: config.classification_weight}
-        if model_lib.RECONSTRUCTION in names:
-            losses[model_lib.RECONSTRUCTION] = keras.losses.MeanSquaredError()
-            weights[model_lib.RECONSTRUCTION] = config.reconstruction_weight
+        losses = {PROBABILITIES: loss}
+        weights = {PROBABILITIES: config.classification_weight}
+        metrics = {PROBABILITIES: self._metrics(config)}
+        if RECONSTRUCTION in names:
+            losses[RECONSTRUCTION] = keras.losses.MeanSquaredError()
+            weights[RECONSTRUCTION] = config.reconstruction_weight
+        if SCORE in names:
+            losses[SCORE] = MaskedMeanSquaredError()
+            weights[SCORE] = config.regression_weight
         model.compile(
             optimizer=optimizer,
             loss=losses,
             loss_weights=weights,
-            metrics={model_lib.PROBABILITIES: self._metrics(config)},
+            metrics=metrics,
         )
 
     def evaluate(self, model, prepared, split, batch_size):
@@ -221,31 +248,32 @@ class DiagnosisTask(Task):
             _metric_name(name): float(value) for name, value in results.items()
         }
 
-    def serving_signature(self, config):
-        return {
-            model_lib.IMAGE: tf.TensorSpec(
-                [None], tf.string, name=model_lib.IMAGE
-            ),
-            model_lib.REPORT: tf.TensorSpec(
-                [None], tf.string, name=model_lib.REPORT
-            ),
-        }
-
     def serve(self, model, preprocessor, raw):
         outputs = model(preprocessor(raw), training=False)
         if not isinstance(outputs, dict):
-            return {model_lib.PROBABILITIES: outputs}
+            return {PROBABILITIES: outputs}
         return {
             name: outputs[name]
-            for name in (model_lib.PROBABILITIES, model_lib.MODALITY_WEIGHTS)
+            for name in (PROBABILITIES, MODALITY_WEIGHTS, SCORE)
             if name in outputs
         }
+
+
+def _fit_values(train, mapping):
+    """Raw train values to fit preprocessing on. Images need no fitting, so
+    image files are not read (that would hold the whole split in memory)."""
+    kinds = train.kinds
+    values = examples_lib.raw_values(
+        train, {n: c for n, c in mapping.items() if kinds[c] != "image"}
+    )
+    values.update({n: [] for n, c in mapping.items() if kinds[c] == "image"})
+    return values
 
 
 def _metric_name(name):
     """`probabilities_auroc` → `auroc`; `probabilities_loss` →
     `classification_loss` (names of a dict-output model)."""
-    prefix = model_lib.PROBABILITIES + "_"
+    prefix = PROBABILITIES + "_"
     if name == prefix + "loss":
         return "classification_loss"
     if name.startswith(prefix):

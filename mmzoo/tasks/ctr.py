@@ -1,25 +1,36 @@
-"""DeepFM task: CTR datasets → DeepFM → `probability` from raw columns."""
+"""Click-through-rate task: tabular CTR datasets → any model over
+`FeatureSpec` columns (`config.features`) → `probability` from raw
+columns (or `prediction` for a regression target)."""
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from mmzoo.data import ctr, tabular
-from mmzoo.models.deepfm import example_logloss
-from mmzoo.tasks.base import Prepared, Task
+from mmzoo.metrics.ctr import example_logloss
+from mmzoo.specs import FeatureSpec
+from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
+from mmzoo.training_config import make_optimizer
+
+DUMMY_EXAMPLES = 64
 
 
-class DeepFMTask(Task):
-    model = "deepfm"
-    datasets = ("synthetic", "criteo", "movielens-100k")
-    default_epochs = 3
-    default_batch_size = 256
-    main_job = {"variant": "tiny", "epochs": 3, "batch_size": 64}
+class CTRTask(Task):
+    """Generic CTR glue: readers, the tabular preprocessor, AUC/logloss
+    (binary) or RMSE (regression), and one serving input per column."""
+
     headline_metrics = ("auc", "rmse")
 
+    def read(self, config, dataset, data_dir, seed):
+        """Reads `dataset` as `mmzoo.data.tabular.TabularData`."""
+        self.check_dataset(dataset, data_dir)
+        if dataset == DUMMY_DATASET:
+            return _dummy_data(config.features, seed)
+        return ctr.read_ctr_dataset(dataset, data_dir, seed)
+
     def prepare(self, config, dataset, data_dir, directory, seed):
-        data = ctr.read_ctr_dataset(dataset, data_dir, seed)
+        data = self.read(config, dataset, data_dir, seed)
         features = tabular.fit_features(data, directory)
-        config = type(config)(**{**_fields(config), "features": features})
+        config = replace_config(config, features=features)
         preprocessor = self.make_preprocessor(config, directory)
         return Prepared(config, preprocessor, data.splits, directory)
 
@@ -38,7 +49,7 @@ class DeepFMTask(Task):
     def compile(self, model, config):
         if config.task == "binary":
             model.compile(
-                optimizer=keras.optimizers.Adam(1e-3),
+                optimizer=make_optimizer(config),
                 loss=keras.losses.BinaryCrossentropy(),
                 metrics=[
                     keras.metrics.AUC(name="auc"),
@@ -49,7 +60,7 @@ class DeepFMTask(Task):
             )
         else:
             model.compile(
-                optimizer=keras.optimizers.Adam(1e-3),
+                optimizer=make_optimizer(config),
                 loss="mse",
                 metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             )
@@ -62,34 +73,23 @@ class DeepFMTask(Task):
         )
         return {k: float(v) for k, v in results.items()}
 
-    def serving_signature(self, config):
-        specs = {}
-        for feature in config.features:
-            if feature.kind == "numeric":
-                specs[feature.name] = tf.TensorSpec(
-                    [None], tf.float32, name=feature.name
-                )
-            elif feature.kind == "vector":
-                specs[feature.name] = tf.TensorSpec(
-                    [None, feature.dimension], tf.float32, name=feature.name
-                )
-            else:
-                specs[feature.name] = tf.TensorSpec(
-                    [None], tf.string, name=feature.name
-                )
-        return specs
-
     def serve(self, model, preprocessor, raw):
         outputs = model(preprocessor(raw), training=False)
-        name = (
-            "probability"
-            if model.output_names == ["probability"]
-            else ("prediction")
-        )
-        return {name: outputs}
+        return {model.output_names[0]: outputs}
 
 
-def _fields(config):
-    import dataclasses
-
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+def _dummy_data(features, seed):
+    """Random raw columns of the schema `features` with random labels."""
+    rng = np.random.default_rng(seed)
+    columns = tuple(
+        tabular.Column(f.name, "numeric" if f.kind == "numeric" else f.kind)
+        for f in features
+        if isinstance(f, FeatureSpec) and f.kind != "vector"
+    )
+    specs = {f.name: f for f in features}
+    arrays = {
+        c.name: specs[c.name].dummy_raw(DUMMY_EXAMPLES, seed + i)
+        for i, c in enumerate(columns)
+    }
+    labels = (rng.random(DUMMY_EXAMPLES) < 0.5).astype(np.float32)
+    return ctr.from_arrays(DUMMY_DATASET, columns, arrays, labels, seed)

@@ -11,14 +11,13 @@ import pytest
 
 import mmzoo
 from mmzoo.layers import FUSION_METHODS, WEIGHTED_FUSIONS
-from mmzoo.models.lstnet_diagnosis import output_names
-from mmzoo.tasks import get_task
+from mmzoo.models.lstnet_diagnosis import output_losses, output_names
 
 NAME = "lstnet_diagnosis"
 SIZE = 32
 LENGTH = 12
 # Small, fast models; the tiny variant with smaller images and reports.
-SMALL = {"image_size": SIZE, "max_report_length": LENGTH, "dropout": 0.0}
+SMALL = {"image_size": SIZE, "max_text_length": LENGTH, "dropout": 0.0}
 
 
 def _build(**overrides):
@@ -138,8 +137,7 @@ def test_reconstruction_output_and_loss():
     assert np.all(
         (outputs["reconstruction"] >= 0) & (outputs["reconstruction"] <= 1)
     )
-    task = get_task(NAME)
-    task.compile(model, config)
+    _compile(model, config)
     inputs = _inputs()
     labels = np.array([[1, 0, 1]] * 4, "float32")
     targets = {
@@ -156,6 +154,20 @@ def test_reconstruction_output_and_loss():
         + 0.5 * history.history["reconstruction_loss"][0]
     )
     assert total == pytest.approx(parts, rel=1e-4)
+
+
+def _compile(model, config):
+    losses = output_losses(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss={name: loss for name, (loss, _) in losses.items()},
+        loss_weights={name: weight for name, (_, weight) in losses.items()},
+    )
+
+
+def test_empty_modalities_mean_all():
+    assert model_config(modalities=()).modalities == ("image", "report")
+    assert model_config(modalities="report").modalities == ("report",)
 
 
 def test_no_reconstruction_without_alpha():
@@ -212,14 +224,14 @@ def test_bilstm_report_encoder():
         ({"fusion": "sum"}, "unknown fusion 'sum'; valid: concat"),
         ({"fusion_level": "mid"}, "unknown fusion_level 'mid'"),
         ({"modalities": ("image", "audio")}, "modalities=.*image, report"),
-        ({"modalities": ()}, "non-empty"),
+        ({"modalities": ("image", "image")}, "without repeats"),
         (
             {"fusion": "cross_attention", "fusion_level": "late"},
             "Use fusion_level 'early' or 'intermediate'",
         ),
         (
             {"modalities": "report", "reconstruction_weight": 1.0},
-            "needs 'image' in modalities",
+            "needs an image modality",
         ),
         ({"modality_dropout": 1.0}, "modality_dropout=1.0"),
         ({"image_encoder": "vgg"}, "unknown image_encoder 'vgg'"),
@@ -240,8 +252,7 @@ JAX_SCRIPT = """
 import json
 import keras, numpy as np
 import mmzoo
-from mmzoo.tasks import get_task
-task = get_task("lstnet_diagnosis")
+from mmzoo.models.lstnet_diagnosis import output_losses
 rng = np.random.default_rng(0)
 image = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
 report = rng.integers(0, 30, (4, 12)).astype("int32")
@@ -254,11 +265,19 @@ for overrides in (
     {"fusion": "attention_pooling", "text_encoder": "bilstm"},
 ):
     config = mmzoo.get_config(
-        "lstnet_diagnosis", "tiny", image_size=32, max_report_length=12,
+        "lstnet_diagnosis", "tiny", image_size=32, max_text_length=12,
         vocabulary_size=30, **overrides,
     )
     model = mmzoo.build("lstnet_diagnosis", config=config)
-    task.compile(model, config)
+    losses = output_losses(config)
+    if len(model.outputs) == 1:
+        model.compile(optimizer="adam", loss=losses["probabilities"][0])
+    else:
+        model.compile(
+            optimizer="adam",
+            loss={k: loss for k, (loss, _) in losses.items()},
+            loss_weights={k: w for k, (_, w) in losses.items()},
+        )
     x = {"image": image, "report": report}
     y = np.ones((4, 3), "float32")
     names = model.output_names

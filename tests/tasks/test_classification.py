@@ -1,4 +1,5 @@
-"""Tests for the diagnosis task: data, pipelines, export and the CLI."""
+"""Tests for the classification task (on the diagnosis model): data,
+pipelines, export and the CLI."""
 
 import csv
 import dataclasses
@@ -13,18 +14,20 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.data import image_text
 from mmzoo.data.synthetic_images import write_synthetic_diagnosis
 from mmzoo.export import export_model
 from mmzoo.tasks import get_task
-from mmzoo.tasks.diagnosis import DiagnosisTask
+from mmzoo.tasks.classification import ClassificationTask
 
 NAME = "lstnet_diagnosis"
 SIZE = 32
 
 
+VOCABULARY_FILE = "report_vocabulary.txt"
+
+
 def _task(examples=120):
-    task = DiagnosisTask()
+    task = get_task(NAME)
     task.synthetic_examples = examples
     return task
 
@@ -56,7 +59,7 @@ def _keras(model, prepared, raw):
 
 
 def test_task_is_registered():
-    assert isinstance(get_task(NAME), DiagnosisTask)
+    assert isinstance(get_task(NAME), ClassificationTask)
     assert "lstnet_diagnosis" in mmzoo.list_models()
 
 
@@ -65,12 +68,13 @@ def test_prepare_sets_config_from_data(setup):
     config = prepared.config
     assert config.num_labels == 3
     assert config.label_names == ("pneumonia", "malignancy", "effusion")
-    vocab = os.path.join(prepared.directory, image_text.VOCABULARY_FILE)
+    vocab = os.path.join(prepared.directory, VOCABULARY_FILE)
     with open(vocab) as f:
         tokens = f.read().splitlines()
     assert tokens[:2] == ["[PAD]", "[OOV]"]
-    assert config.vocabulary_size == len(tokens) > 20
-    assert 10 < config.max_report_length <= 64
+    report = {spec.name: spec for spec in config.specs}["report"]
+    assert report.vocabulary_size == len(tokens) > 20
+    assert 10 < report.max_length <= 64
     sizes = {name: len(part) for name, part in prepared.examples.items()}
     assert sizes == {"train": 96, "val": 12, "test": 12}
 
@@ -80,7 +84,8 @@ def test_pipeline_shapes_and_targets(setup):
     inputs, targets = next(iter(task.pipeline(prepared, "train", 8, True)))
     assert inputs["image"].shape == (8, SIZE, SIZE, 3)
     assert inputs["image"].dtype == tf.float32
-    assert inputs["report"].shape == (8, prepared.config.max_report_length)
+    report = {spec.name: spec for spec in prepared.config.specs}["report"]
+    assert inputs["report"].shape == (8, report.max_length)
     assert inputs["report"].dtype == tf.int32
     # A weighted fusion: a dict target with a placeholder for the weights.
     assert targets["probabilities"].shape == (8, 3)
@@ -126,7 +131,7 @@ def test_reconstruction_targets_are_rescaled_images(setup):
 def test_vocabulary_travels_as_asset(setup):
     _, _, _, path, _ = setup
     assets = os.listdir(os.path.join(path, "assets"))
-    assert image_text.VOCABULARY_FILE in assets
+    assert VOCABULARY_FILE in assets
 
 
 @pytest.mark.parametrize("size", [1, 5])
@@ -287,3 +292,21 @@ def test_cli_train_on_image_report_folder(tmp_path):
     assert summary["model"] == NAME and summary["dataset"] == "image-report"
     assert "auroc" in summary["metrics"]["test"]
     assert os.path.isfile(os.path.join(summary["export"], "saved_model.pb"))
+
+
+def test_ablated_modality_is_not_a_served_input(tmp_path):
+    task = _task(examples=40)
+    config = mmzoo.get_config(
+        NAME, "tiny", image_size=SIZE, modalities=("image",)
+    )
+    prepared = task.prepare(config, "synthetic", None, str(tmp_path / "a"), 0)
+    model = mmzoo.build(NAME, config=prepared.config)
+    assert [i.name for i in model.inputs] == ["image"]
+    path = export_model(
+        model, task, prepared.config, prepared.preprocessor, str(tmp_path)
+    )
+    serving = tf.saved_model.load(path).signatures["serving_default"]
+    assert set(serving.structured_input_signature[1]) == {"image"}
+    raw = _raw(prepared, 2)
+    served = serving(image=raw["image"])
+    assert served["probabilities"].shape == (2, 3)

@@ -1,0 +1,360 @@
+"""Labeled multimodal examples and their one `tf.data` pipeline.
+
+A reader returns `LabeledExamples`: named raw columns (an image column holds
+file paths, a text column strings), 0/1 labels and, optionally, float
+regression targets (NaN = no target for that row). The pipeline reads image
+files, batches raw values, runs the model's `Preprocessor` on each batch,
+exactly as the serving signature does, and caches the preprocessed split in
+memory when it fits (otherwise it shuffles file names and decodes every
+epoch in parallel). Nothing here knows an architecture: columns are matched
+to model inputs by name (or, failing that, by kind).
+
+```
+columns ─► read image files ─► batch ─► Preprocessor ─► [cache] ─►
+[shuffle, augment] ─► (model inputs, targets) ─► prefetch
+```
+"""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Preprocessed splits are cached in memory below this many bytes.
+CACHE_LIMIT_BYTES = 1 << 30
+_PREPROCESS_BATCH = 256
+
+
+@dataclasses.dataclass
+class LabeledExamples:
+    """One split's examples, images still on disk.
+
+    Attributes:
+        columns: dict of column name to a list of raw values (image file
+            paths for image columns, strings for text).
+        kinds: dict of column name to its modality kind (`image`, `text`).
+        labels: float32 array `[N, L]` (multi-hot; one-hot for
+            single-label data).
+        label_names: tuple of str. Name of each label column.
+        targets: float32 array `[N, T]` of regression targets (NaN = none)
+            or None.
+    """
+
+    columns: dict
+    kinds: dict
+    labels: np.ndarray
+    label_names: tuple = ()
+    targets: np.ndarray = None
+
+    def __len__(self):
+        return len(self.labels)
+
+    def take(self, indices):
+        """The examples at `indices`, as a new `LabeledExamples`."""
+        index = np.asarray(indices, dtype=np.int64)
+        return LabeledExamples(
+            {k: [v[i] for i in index] for k, v in self.columns.items()},
+            dict(self.kinds),
+            np.asarray(self.labels)[index],
+            self.label_names,
+            None if self.targets is None else self.targets[index],
+        )
+
+    def image_paths(self):
+        """Every image file named by an image column."""
+        return [
+            path
+            for name, values in self.columns.items()
+            if self.kinds[name] == "image"
+            for path in values
+        ]
+
+
+def match_columns(examples, specs, where):
+    """Maps each model input spec to a column of `examples`.
+
+    A column of the spec's name is taken; otherwise the one column of the
+    spec's kind (so a model whose text input is `text` reads the `report`
+    column of an `image-report` folder).
+
+    Returns:
+        dict of spec name to column name.
+
+    Raises:
+        ValueError: naming the input and the columns there are.
+    """
+    mapping = {}
+    for spec in specs:
+        if spec.name in examples.columns:
+            mapping[spec.name] = spec.name
+            continue
+        same_kind = [c for c, k in examples.kinds.items() if k == spec.kind]
+        if len(same_kind) != 1:
+            raise ValueError(
+                f"{where}: no column for input '{spec.name}' ({spec.kind}); "
+                f"columns: "
+                + ", ".join(f"{c} ({k})" for c, k in examples.kinds.items())
+            )
+        mapping[spec.name] = same_kind[0]
+    return mapping
+
+
+def raw_values(examples, mapping, limit=None):
+    """Dict of input name to the raw values a client would send (image
+    files read as bytes), for fitting preprocessing and for examples."""
+    out = {}
+    for name, column in mapping.items():
+        values = examples.columns[column][:limit]
+        if examples.kinds[column] == "image":
+            values = [_read_file(path) for path in values]
+        out[name] = values
+    return out
+
+
+def _read_file(path):
+    with open(os.fspath(path), "rb") as f:
+        return f.read()
+
+
+def _table(examples, mapping):
+    columns = {
+        name: tf.constant(list(examples.columns[column]), tf.string)
+        for name, column in mapping.items()
+    }
+    labels = tf.constant(np.asarray(examples.labels, np.float32))
+    if examples.targets is None:
+        return tf.data.Dataset.from_tensor_slices((columns, labels))
+    targets = tf.constant(np.asarray(examples.targets, np.float32))
+    return tf.data.Dataset.from_tensor_slices((columns, (labels, targets)))
+
+
+def raw_dataset(examples, mapping):
+    """Unbatched `(raw inputs dict, labels)` examples, image files read
+    with `tf.io.read_file`: the values a serving client sends. With
+    targets, the second element is `(labels, targets)`."""
+    image_inputs = [
+        name for name, c in mapping.items() if examples.kinds[c] == "image"
+    ]
+
+    def read(raw, labels):
+        raw = dict(raw)
+        for name in image_inputs:
+            raw[name] = tf.io.read_file(raw[name])
+        return raw, labels
+
+    return _table(examples, mapping).map(read, num_parallel_calls=AUTOTUNE)
+
+
+def augmentation_layers(seed=0, translation=0.05, contrast=0.1):
+    """Keras core augmentation layers that keep image labels valid.
+
+    Small shifts and contrast changes only: no flips (left/right carries
+    meaning in medical images and in scenes described by text) and no
+    large crops (a finding at the edge could be cut out).
+
+    Returns:
+        A list of Keras layers to apply in order to `[B, S, S, 3]` float
+        images in 0..255.
+    """
+    layers = []
+    if translation:
+        layers.append(
+            keras.layers.RandomTranslation(
+                translation, translation, fill_mode="nearest", seed=seed
+            )
+        )
+    if contrast:
+        layers.append(
+            keras.layers.RandomContrast(
+                contrast, value_range=(0, 255), seed=seed + 1
+            )
+        )
+    return layers
+
+
+def _preprocessed_bytes(preprocessor, count):
+    per_example = 0
+    for spec in preprocessor.specs:
+        per_example += int(np.prod(spec.input_shape or (1,))) * 4
+    return per_example * count
+
+
+def make_pipeline(
+    examples,
+    mapping,
+    preprocessor,
+    batch_size,
+    training=False,
+    seed=0,
+    augmentation=None,
+    targets=None,
+    cache_limit_bytes=CACHE_LIMIT_BYTES,
+):
+    """Batched `(model inputs, targets)` for `model.fit` / `evaluate`.
+
+    Args:
+        examples: `LabeledExamples` of one split.
+        mapping: dict of model input name to column (`match_columns`).
+        preprocessor: `mmzoo.data.modalities.Preprocessor`.
+        batch_size: int. Examples per batch.
+        training: bool. Shuffle (reshuffled each epoch) and augment.
+        seed: int. Shuffle seed.
+        augmentation: list of Keras layers applied to image inputs in
+            training (`augmentation_layers()`), or None.
+        targets: callable `(inputs, labels) -> targets` giving the model's
+            training targets; defaults to the labels.
+        cache_limit_bytes: int. Largest preprocessed split kept in memory.
+
+    Returns:
+        A prefetched `tf.data.Dataset`.
+    """
+    count = len(examples)
+
+    def preprocess(raw, labels):
+        return preprocessor(raw), labels
+
+    if _preprocessed_bytes(preprocessor, count) <= cache_limit_bytes:
+        dataset = raw_dataset(examples, mapping).batch(_PREPROCESS_BATCH)
+        dataset = dataset.map(preprocess, num_parallel_calls=AUTOTUNE)
+        # unbatch() forgets the size; restore it so Keras knows the steps.
+        dataset = dataset.unbatch().apply(
+            tf.data.experimental.assert_cardinality(count)
+        )
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(
+                count, seed=seed, reshuffle_each_iteration=True
+            )
+        dataset = dataset.batch(batch_size)
+    else:
+        # Shuffle file names, not decoded images, then read in parallel.
+        dataset = _table(examples, mapping)
+        if training:
+            dataset = dataset.shuffle(
+                count, seed=seed, reshuffle_each_iteration=True
+            )
+        dataset = dataset.batch(batch_size)
+        image_inputs = [
+            n for n, c in mapping.items() if examples.kinds[c] == "image"
+        ]
+
+        def read(raw, labels):
+            raw = dict(raw)
+            for name in image_inputs:
+                raw[name] = tf.map_fn(
+                    tf.io.read_file,
+                    raw[name],
+                    fn_output_signature=tf.string,
+                )
+            return raw, labels
+
+        dataset = dataset.map(read, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.map(preprocess, num_parallel_calls=AUTOTUNE)
+    image_inputs = [
+        n for n, c in mapping.items() if examples.kinds[c] == "image"
+    ]
+    if training and augmentation and image_inputs:
+
+        def augment(inputs, labels):
+            inputs = dict(inputs)
+            for name in image_inputs:
+                image = inputs[name]
+                for layer in augmentation:
+                    image = layer(image, training=True)
+                inputs[name] = image
+            return inputs, labels
+
+        dataset = dataset.map(augment, num_parallel_calls=AUTOTUNE)
+    if targets is not None:
+        dataset = dataset.map(
+            lambda inputs, labels: (inputs, targets(inputs, labels)),
+            num_parallel_calls=AUTOTUNE,
+        )
+    return dataset.prefetch(AUTOTUNE)
+
+
+def write_dummy_examples(directory, specs, num_labels, count, seed=0):
+    """Writes random raw values of `specs` as files and returns
+    `LabeledExamples` over them (the `dummy` dataset: no signal, for
+    contract tests before any dataset exists)."""
+    from mmzoo.specs import dummy_raw_inputs
+
+    rng = np.random.default_rng(seed)
+    raw = dummy_raw_inputs(specs, count, seed)
+    columns, kinds = {}, {}
+    os.makedirs(directory, exist_ok=True)
+    for spec in specs:
+        kinds[spec.name] = spec.kind
+        if spec.kind == "image":
+            paths = []
+            for i, data in enumerate(raw[spec.name]):
+                path = os.path.join(directory, f"{spec.name}_{i:04d}.png")
+                with open(path, "wb") as f:
+                    f.write(data)
+                paths.append(path)
+            columns[spec.name] = paths
+        else:
+            columns[spec.name] = [str(v) for v in raw[spec.name]]
+    labels = (rng.random((count, num_labels)) < 0.5).astype(np.float32)
+    names = tuple(f"label_{i}" for i in range(num_labels))
+    return LabeledExamples(columns, kinds, labels, names)
+
+
+# ------------------------------------------------------------- readers --
+
+
+def _read_image_report(data_dir):
+    from mmzoo.data.image_report import read_image_report
+
+    data = read_image_report(data_dir)
+    return LabeledExamples(
+        {"image": list(data.image_paths), "report": list(data.reports)},
+        {"image": "image", "report": "text"},
+        data.labels,
+        tuple(data.label_names),
+    )
+
+
+def _write_synthetic_diagnosis(out_dir, num_examples, seed, image_size):
+    from mmzoo.data.synthetic_images import write_synthetic_diagnosis
+
+    return write_synthetic_diagnosis(
+        out_dir, num_examples=num_examples, seed=seed, image_size=image_size
+    )
+
+
+READERS = {"image-report": _read_image_report}
+"""On-disk layout name (`--dataset`) → `reader(data_dir) -> LabeledExamples`.
+A new layout adds its reader here."""
+
+SYNTHETIC = {"diagnosis": ("image-report", _write_synthetic_diagnosis)}
+"""Synthetic generator name → `(layout it writes, writer(out_dir,
+num_examples, seed, image_size) -> folder)`. A model names its generator
+in `register_model(..., synthetic=...)`; the folder is then read back by
+the layout's reader, like a user's folder."""
+
+
+def read_labeled(layout, data_dir):
+    """Reads a labeled folder of `layout` (a key of `READERS`)."""
+    if layout not in READERS:
+        raise ValueError(
+            f"unknown labeled dataset layout '{layout}'; valid: "
+            f"{', '.join(READERS)}"
+        )
+    return READERS[layout](data_dir)
+
+
+def write_synthetic(generator, out_dir, num_examples, seed, image_size):
+    """Writes synthetic data with `generator` (a key of `SYNTHETIC`) and
+    reads it back with its layout's reader."""
+    if generator not in SYNTHETIC:
+        raise ValueError(
+            f"unknown synthetic generator '{generator}'; valid: "
+            f"{', '.join(SYNTHETIC)}"
+        )
+    layout, writer = SYNTHETIC[generator]
+    folder = writer(out_dir, num_examples, seed, image_size)
+    return read_labeled(layout, folder)

@@ -1,0 +1,50 @@
+"""Heads (`keras.ops` only): what a model outputs and how it is read out.
+
+`classification`: sigmoid / softmax probabilities, a linear regression
+`score` and `MaskedMeanSquaredError` (NaN targets ignored).
+`generation`: greedy and beam-search caption decoding over any captioner
+that exposes the layers its module docstring lists, and the reserved
+caption token ids.
+"""
+
+from mmzoo.heads.classification import (
+    HEADS,
+    MaskedMeanSquaredError,
+    classification_head,
+    classification_loss,
+    output_losses,
+    output_names,
+    probabilities_layer,
+    regression_head,
+)
+from mmzoo.heads.generation import (
+    END_ID,
+    OOV_ID,
+    PAD_ID,
+    START_ID,
+    attention_weights,
+    beam_search_decode,
+    generate,
+    greedy_decode,
+    ids_to_text,
+)
+
+__all__ = [
+    "END_ID",
+    "HEADS",
+    "MaskedMeanSquaredError",
+    "OOV_ID",
+    "PAD_ID",
+    "START_ID",
+    "attention_weights",
+    "beam_search_decode",
+    "classification_head",
+    "classification_loss",
+    "generate",
+    "greedy_decode",
+    "ids_to_text",
+    "output_losses",
+    "output_names",
+    "probabilities_layer",
+    "regression_head",
+]

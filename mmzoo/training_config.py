@@ -1,0 +1,69 @@
+"""Training settings every model config carries, set per variant.
+
+Optimizer, learning rate, epochs and batch size live in one place: the
+fields below, which each model config inherits and each variant of
+`VARIANTS` may set (`tiny` sizes them for a CPU, `base` for the reference
+run). `mmzoo train --epochs/--batch-size/--set learning_rate=...` override
+them like any other config value.
+"""
+
+import dataclasses
+
+import keras
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Training settings of a model.
+
+    Attributes:
+        optimizer: str. `adam`, `adamw` (decoupled weight decay) or `sgd`
+            (with momentum 0.9). Defaults to `adam`.
+        learning_rate: float. Defaults to 1e-3.
+        weight_decay: float. Weight decay of `adamw`. Defaults to 1e-4.
+        global_clipnorm: float. Clip the global gradient norm to this value;
+            0 turns clipping off. Defaults to 0.
+        epochs: int. Epochs of `mmzoo train` (and of the main job for the
+            `tiny` variant). Defaults to 10.
+        batch_size: int. Examples per training step. Defaults to 32.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    global_clipnorm: float = 0.0
+    epochs: int = 10
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"{type(self).__name__}: unknown optimizer "
+                f"{self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+            )
+        if self.learning_rate <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: learning_rate must be > 0, got "
+                f"{self.learning_rate}"
+            )
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: epochs and batch_size must be >= 1, "
+                f"got epochs={self.epochs}, batch_size={self.batch_size}"
+            )
+
+
+def make_optimizer(config):
+    """The `keras.optimizers.Optimizer` of a config's training settings."""
+    clip = {}
+    if config.global_clipnorm:
+        clip["global_clipnorm"] = config.global_clipnorm
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(
+            config.learning_rate, weight_decay=config.weight_decay, **clip
+        )
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=0.9, **clip)
+    return keras.optimizers.Adam(config.learning_rate, **clip)
