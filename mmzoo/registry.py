@@ -88,15 +88,6 @@ def register_model(
         raise ValueError(
             f"{name}: unknown problem {problem!r}; valid: {', '.join(PROBLEMS)}"
         )
-    if inputs is None:
-        if not hasattr(config_class, "modality_specs"):
-            raise ValueError(
-                f"{name}: pass inputs=, or give {config_class.__name__} a "
-                "modality_specs() method"
-            )
-
-        def inputs(config):
-            return tuple(config.modality_specs())
 
     missing = {"tiny", "base"} - set(variants)
     if missing:
@@ -112,6 +103,16 @@ def register_model(
                 f"{name}: variant '{variant}' sets unknown config keys "
                 f"{sorted(unknown)}; valid: {', '.join(sorted(fields))}"
             )
+
+    if inputs is None:
+        if not hasattr(config_class, "modality_specs"):
+            raise ValueError(
+                f"{name}: pass inputs=, or give {config_class.__name__} a "
+                "modality_specs() method"
+            )
+
+        def inputs(config):
+            return tuple(config.modality_specs())
 
     def decorator(builder):
         if name in _MODELS:

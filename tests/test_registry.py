@@ -39,12 +39,18 @@ def test_register_twice_raises():
         width: int = 1
 
     variants = {"tiny": {}, "base": {}}
-    registry.register_model("_dup_test", Config, variants)(lambda c: None)
+
+    def inputs(config):
+        return ()
+
+    registry.register_model("_dup_test", Config, variants, inputs=inputs)(
+        lambda c: None
+    )
     try:
         with pytest.raises(ValueError, match="already registered"):
-            registry.register_model("_dup_test", Config, variants)(
-                lambda c: None
-            )
+            registry.register_model(
+                "_dup_test", Config, variants, inputs=inputs
+            )(lambda c: None)
     finally:
         registry._MODELS.pop("_dup_test")
 
@@ -104,3 +110,12 @@ def test_training_settings_live_in_the_variant():
     assert base.batch_size == 256
     with pytest.raises(ValueError, match="unknown optimizer 'adamx'"):
         mmzoo.get_config("deepfm", "tiny", optimizer="adamx")
+
+
+def test_a_model_must_declare_its_inputs():
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        width: int = 1
+
+    with pytest.raises(ValueError, match="pass inputs=, or give Config"):
+        registry.register_model("_y", Config, {"tiny": {}, "base": {}})
