@@ -182,9 +182,12 @@ class ClassificationTask(Task):
         augmentation = None
         if training and self.augment:
             augmentation = examples_lib.augmentation_layers(seed)
+        # Only the config's inputs: a `prepared` reused for an ablation
+        # (`modalities=("image",)`) still maps the left-out columns.
+        used = {spec.name for spec in self.input_specs(prepared.config)}
         return examples_lib.make_pipeline(
             prepared.examples[split],
-            prepared.mapping,
+            {k: v for k, v in prepared.mapping.items() if k in used},
             prepared.preprocessor,
             batch_size,
             training=training,

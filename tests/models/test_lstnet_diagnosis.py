@@ -258,11 +258,14 @@ image = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
 report = rng.integers(0, 30, (4, 12)).astype("int32")
 report[1] = 0
 results = []
+# Two models cover early/late levels, a sequence and a gated fusion,
+# modality dropout, reconstruction and the BiLSTM (the contract harness
+# runs the registered default on JAX too).
 for overrides in (
-    {"fusion": "cross_attention", "fusion_level": "early"},
-    {"fusion": "gmu", "fusion_level": "late", "modality_dropout": 0.3},
-    {"fusion": "cross_attention", "reconstruction_weight": 0.5},
-    {"fusion": "attention_pooling", "text_encoder": "bilstm"},
+    {"fusion": "cross_attention", "fusion_level": "early",
+     "reconstruction_weight": 0.5},
+    {"fusion": "gmu", "fusion_level": "late", "modality_dropout": 0.3,
+     "text_encoder": "bilstm"},
 ):
     config = mmzoo.get_config(
         "lstnet_diagnosis", "tiny", image_size=32, max_text_length=12,
@@ -306,4 +309,4 @@ def test_builds_and_fits_on_jax_backend():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"backend": "jax", "ok": [True] * 4}
+    assert result == {"backend": "jax", "ok": [True] * 2}

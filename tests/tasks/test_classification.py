@@ -310,3 +310,18 @@ def test_ablated_modality_is_not_a_served_input(tmp_path):
     raw = _raw(prepared, 2)
     served = serving(image=raw["image"])
     assert served["probabilities"].shape == (2, 3)
+
+
+def test_prepared_data_serves_an_ablation_of_its_config(setup):
+    # The fusion cookbook's pattern: prepare once, train single-modality
+    # baselines from the same `prepared` (the left-out column is ignored).
+    task, prepared, _, _, _ = setup
+    for modality in ("image", "report"):
+        config = dataclasses.replace(prepared.config, modalities=(modality,))
+        variant = dataclasses.replace(
+            prepared,
+            config=config,
+            preprocessor=task.make_preprocessor(config, prepared.directory),
+        )
+        inputs, _ = next(iter(task.pipeline(variant, "train", 8, True)))
+        assert set(inputs) == {modality}
