@@ -120,7 +120,11 @@ class CaptionPreprocessor(tf.Module):
             value_dtype=tf.string,
             value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
         )
-        self.id_to_token = tf.lookup.StaticHashTable(initializer, OOV_TOKEN)
+        self.id_to_token = tf.lookup.StaticHashTable(
+            initializer,
+            OOV_TOKEN,
+            experimental_is_anonymous=True,  # see vocab.Vocabulary
+        )
 
     @property
     def tokens(self):

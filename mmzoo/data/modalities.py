@@ -126,6 +126,8 @@ class _KerasHubTokens(tf.Module):
                     value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
                 ),
                 default_value="",
+                # See mmzoo.data.vocab.Vocabulary.
+                experimental_is_anonymous=True,
             )
             for asset in self.assets
         ]

@@ -100,7 +100,12 @@ class Vocabulary(tf.Module):
             value_dtype=tf.int64,
             value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
         )
-        self.table = tf.lookup.StaticHashTable(initializer, OOV_ID)
+        # Anonymous: a named table's shared name comes from the Asset's
+        # repr (its memory address), so a new table at a reused address
+        # silently answered with an earlier, freed vocabulary's table.
+        self.table = tf.lookup.StaticHashTable(
+            initializer, OOV_ID, experimental_is_anonymous=True
+        )
 
     @property
     def size(self):

@@ -1,5 +1,6 @@
 """Tests for feature fitting and the shared tabular preprocessor."""
 
+import gc
 import math
 import os
 import shutil
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from mmzoo.data import tabular, text
 from mmzoo.data.tabular import Column, TabularData
-from mmzoo.data.vocab import OOV_TOKEN, PAD_TOKEN
+from mmzoo.data.vocab import OOV_TOKEN, PAD_TOKEN, Vocabulary
 from mmzoo.layers.interactions import PooledEmbedding
 
 COLUMNS = (
@@ -311,3 +312,17 @@ def test_values_spelling_reserved_tokens_are_unseen_values(fitted):
         "color"
     ].numpy()
     np.testing.assert_array_equal(ids, [1, 1, 2])
+
+
+def test_each_vocabulary_reads_its_own_file(tmp_path):
+    # Named lookup tables took their shared name from the Asset's repr (a
+    # memory address): a vocabulary created where a freed one had lived
+    # answered with the freed one's table, every value OOV.
+    for i in range(60):
+        path = tmp_path / f"v{i}.txt"
+        path.write_text(f"[PAD]\n[OOV]\nword{i}\n")
+        vocabulary = Vocabulary(str(path))
+        ids = vocabulary.lookup(tf.constant([f"word{i}", "word-1"]))
+        np.testing.assert_array_equal(ids, [2, 1], err_msg=f"vocabulary {i}")
+        del vocabulary
+        gc.collect()
