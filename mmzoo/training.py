@@ -40,7 +40,9 @@ def train(
         seed: int. Seeds weights, shuffling and the data split.
         overrides: dict of config overrides (strict).
         logdir: str. Run folders (TensorBoard logs, `model.keras`, config,
-            preprocessing assets) go to `logdir/<model>/<time>/`.
+            preprocessing assets, the task's text reports on the test
+            split such as `classification_report.txt`) go to
+            `logdir/<model>/<time>/`.
         export_dir: str or None. Export base folder; None skips the export.
         steps_per_epoch: int or None. Cap on training steps per epoch.
         verbose: Keras `fit` verbosity (progress bar by default).
@@ -88,6 +90,9 @@ def train(
     }
     examples = task.raw_examples(prepared, "test", 8)
     save_run(run_dir, model_name, model, config, examples)
+    for filename, text in task.reports(model, prepared, "test").items():
+        with open(os.path.join(run_dir, filename), "w") as f:
+            f.write(text)
     export_path = None
     if export_dir:
         from mmzoo.export import export_model

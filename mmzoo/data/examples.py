@@ -41,6 +41,10 @@ class LabeledExamples:
         label_names: tuple of str. Name of each label column.
         targets: float32 array `[N, T]` of regression targets (NaN = none)
             or None.
+        multi_label: bool. Whether a row may carry several labels (the
+            reader saw one that did); single-label data is one-hot.
+        splits: list of str (`train`, `val` or `test`) per row, from the
+            source's own split column, or None (split by seed).
     """
 
     columns: dict
@@ -48,6 +52,8 @@ class LabeledExamples:
     labels: np.ndarray
     label_names: tuple = ()
     targets: np.ndarray = None
+    multi_label: bool = False
+    splits: list | None = None
 
     def __len__(self):
         return len(self.labels)
@@ -61,6 +67,8 @@ class LabeledExamples:
             np.asarray(self.labels)[index],
             self.label_names,
             None if self.targets is None else self.targets[index],
+            self.multi_label,
+            None if self.splits is None else [self.splits[i] for i in index],
         )
 
     def image_paths(self):
@@ -318,6 +326,12 @@ def _read_image_report(data_dir):
     )
 
 
+def _read_image_text_labels(data_dir):
+    from mmzoo.data.image_text_labels import read_image_text_labels
+
+    return read_image_text_labels(data_dir)
+
+
 def _write_synthetic_diagnosis(out_dir, num_examples, seed, image_size):
     from mmzoo.data.synthetic_images import write_synthetic_diagnosis
 
@@ -326,11 +340,28 @@ def _write_synthetic_diagnosis(out_dir, num_examples, seed, image_size):
     )
 
 
-READERS = {"image-report": _read_image_report}
+def _write_synthetic_shapes_reference(out_dir, num_examples, seed, image_size):
+    from mmzoo.data.synthetic_images import write_synthetic_shapes_reference
+
+    return write_synthetic_shapes_reference(
+        out_dir, num_examples=num_examples, seed=seed, image_size=image_size
+    )
+
+
+READERS = {
+    "image-report": _read_image_report,
+    "image-text-labels": _read_image_text_labels,
+}
 """On-disk layout name (`--dataset`) → `reader(data_dir) -> LabeledExamples`.
 A new layout adds its reader here."""
 
-SYNTHETIC = {"diagnosis": ("image-report", _write_synthetic_diagnosis)}
+SYNTHETIC = {
+    "diagnosis": ("image-report", _write_synthetic_diagnosis),
+    "shapes_reference": (
+        "image-text-labels",
+        _write_synthetic_shapes_reference,
+    ),
+}
 """Synthetic generator name → `(layout it writes, writer(out_dir,
 num_examples, seed, image_size) -> folder)`. A model names its generator
 in `register_model(..., synthetic=...)`; the folder is then read back by

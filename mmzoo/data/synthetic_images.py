@@ -1,6 +1,6 @@
 """Deterministic synthetic image datasets, written in the documented layouts.
 
-Two generators give every image model a small dataset that needs no
+These generators give every image model a small dataset that needs no
 download and that only a model using the right inputs can solve:
 
 - `write_synthetic_diagnosis`: chest-X-ray-like pictures with clinical
@@ -9,10 +9,14 @@ download and that only a model using the right inputs can solve:
   reach the score of a model that fuses both.
 - `write_synthetic_captions`: scenes of one or two coloured shapes with
   3-5 reference captions each, in the `flickr8k` (`captions.txt`) layout.
+- `write_synthetic_shapes_reference`: two coloured shapes an image and a
+  text that refers to one of them, in the `image-text-labels` layout; the
+  label is the colour of the shape referred to, the target its size.
 
 Pixels are drawn with vectorized numpy; the files are written so that the
-ordinary readers (`read_image_report`, `read_flickr8k`) are the ones that
-load them. The same `seed` always writes the same bytes.
+ordinary readers (`read_image_report`, `read_flickr8k`,
+`read_image_text_labels`) are the ones that load them. The same `seed`
+always writes the same bytes.
 """
 
 import csv
@@ -497,6 +501,216 @@ def write_synthetic_captions(out_dir, num_images=800, seed=0, image_size=64):
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(("image", "caption"))
         writer.writerows(rows)
+    return out_dir
+
+
+# --------------------------------------------------------------------------
+# Shapes reference: the text picks one of two shapes; label = its colour.
+# --------------------------------------------------------------------------
+
+REFERENCE_SHAPES = ("circle", "square", "triangle")
+REFERENCE_COLOURS = ("red", "green", "blue")
+REFERENCE_SIDES = ("left", "right")
+# Half-extent of a shape (radius, half side, half height), as a fraction
+# of the image side; the target is its position in this range.
+REFERENCE_SIZE_RANGE = (0.08, 0.2)
+_REF_RGB = np.array(
+    [(220, 40, 40), (40, 170, 60), (40, 80, 220)], dtype=np.float32
+)
+_REF_KIND_WORDS = (("circle", "disk"), ("square", "box"), ("triangle",))
+_REF_BY_SIDE = (
+    "the shape on the {side}",
+    "the object on the {side}",
+    "the {side} shape",
+    "the {side} one",
+    "the thing on the {side} side",
+    "the figure on the {side}",
+)
+_REF_BY_KIND = (
+    "the {kind}",
+    "that {kind}",
+    "the {kind} in the picture",
+    "the only {kind}",
+)
+_REF_SENTENCES = (
+    "what colour is {ref}?",
+    "what is the colour of {ref}?",
+    "name the colour of {ref}.",
+    "tell me the colour of {ref}.",
+    "which colour does {ref} have?",
+    "look at {ref}.",
+    "{ref}.",
+)
+_REF_FILLERS = ("please", "now", "here", "okay", "in this image", "quickly")
+
+
+def synthetic_reference_facts(num_examples=600, seed=0):
+    """Ground truth behind `write_synthetic_shapes_reference`, no pixels.
+
+    Each image holds two shapes, slot 0 in the left half and slot 1 in
+    the right half, of two different kinds; colours are drawn
+    independently (so they agree a third of the time) and sizes uniformly.
+    The text refers to one slot, by side or by kind, and never names a
+    colour. The label is the colour of the referred shape, the target its
+    size in 0..1. The image alone cannot tell which shape is meant and the
+    text alone says nothing of colour or size.
+
+    Args:
+        num_examples: int. Number of examples. Defaults to 600.
+        seed: int. Non-negative random seed. Defaults to 0.
+
+    Returns:
+        dict with `kind`, `colour` (int `[N, 2]`, indices into
+        `REFERENCE_SHAPES` and `REFERENCE_COLOURS`), `size` (float `[N,
+        2]`, 0..1 rounded to 4 decimals), `referred` (int `[N]`, the slot
+        the text means), `by_kind` (bool `[N]`, referred to by kind rather
+        than by side), `texts` (list of str), `labels` (list of colour
+        names) and `targets` (float `[N]`, the referred shape's size).
+    """
+    where = "synthetic_reference_facts"
+    _check_count(where, "num_examples", num_examples)
+    _check_count(where, "seed", seed, minimum=0)
+    n = num_examples
+    rng = np.random.default_rng([seed, 0])
+    first = rng.integers(0, 3, n)
+    kind = np.stack([first, (first + rng.integers(1, 3, n)) % 3], axis=1)
+    colour = rng.integers(0, 3, (n, 2))
+    size = np.round(rng.random((n, 2)), 4)
+    referred = rng.integers(0, 2, n)
+    by_kind = rng.random(n) < 0.5
+    rows = np.arange(n)
+    text_rng = np.random.default_rng([seed, 1])
+    texts = [
+        _reference_text(text_rng, kind[i, referred[i]], referred[i], by_kind[i])
+        for i in range(n)
+    ]
+    return {
+        "kind": kind,
+        "colour": colour,
+        "size": size,
+        "referred": referred,
+        "by_kind": by_kind,
+        "texts": texts,
+        "labels": [REFERENCE_COLOURS[c] for c in colour[rows, referred]],
+        "targets": size[rows, referred],
+    }
+
+
+def _reference_text(rng, kind, side, by_kind):
+    if by_kind:
+        words = _REF_KIND_WORDS[kind]
+        template = _REF_BY_KIND[rng.integers(len(_REF_BY_KIND))]
+        ref = template.format(kind=words[rng.integers(len(words))])
+    else:
+        template = _REF_BY_SIDE[rng.integers(len(_REF_BY_SIDE))]
+        ref = template.format(side=REFERENCE_SIDES[side])
+    text = _REF_SENTENCES[rng.integers(len(_REF_SENTENCES))].format(ref=ref)
+    if rng.random() < 0.4:
+        filler = _REF_FILLERS[rng.integers(len(_REF_FILLERS))]
+        if rng.random() < 0.5:
+            text = f"{filler}, {text}"
+        else:
+            text = f"{text[:-1]} {filler}{text[-1]}"
+    return text[0].upper() + text[1:]
+
+
+def _draw_pairs(kind, colour, size, image_size, rng):
+    """Two shapes an image, left and right, uint8 `[n, S, S, 3]`."""
+    n = len(kind)
+    y, x = _grid(image_size)
+    lo, hi = REFERENCE_SIZE_RANGE
+    background = rng.uniform(200, 245, n).astype(np.float32)
+    img = np.broadcast_to(
+        background[:, None, None, None], (n, image_size, image_size, 3)
+    ).copy()
+    for slot in range(2):
+        r = (lo + (hi - lo) * size[:, slot]).astype(np.float32)
+        cx = 0.25 + 0.5 * slot + rng.uniform(-0.03, 0.03, n)
+        cy = 0.5 + rng.uniform(-1, 1, n) * (0.45 - r)
+        dx = x - _col(cx)
+        dy = y - _col(cy)
+        r = _col(r)
+        t = (dy + r) / (2 * r)  # 0 at the apex, 1 at the base
+        masks = np.stack(
+            [
+                dx**2 + dy**2 <= r**2,
+                np.maximum(np.abs(dx), np.abs(dy)) <= r,
+                (t >= 0) & (t <= 1) & (np.abs(dx) <= t * r),
+            ]
+        )
+        mask = masks[kind[:, slot], np.arange(n)]
+        rgb = _REF_RGB[colour[:, slot]] + rng.uniform(-12, 12, (n, 3))
+        img = np.where(mask[..., None], rgb[:, None, None, :], img)
+    img = img + rng.normal(0.0, 2.0, img.shape)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def write_synthetic_shapes_reference(
+    out_dir, num_examples=600, seed=0, image_size=64
+):
+    """Writes a referring-expression dataset (`image-text-labels` layout).
+
+    Each RGB image shows two shapes on a grey background, one in each
+    half (two different kinds of circle, square and triangle; each red,
+    green or blue; each of its own size). The text refers to one of them,
+    by side ("What colour is the shape on the left?") or by kind ("Name
+    the colour of the triangle, please."), and never names a colour. The
+    label is the colour of the shape referred to (3 classes) and the
+    target its size in 0..1. Only a model that reads the text to find the
+    shape and looks at the image for its colour gets them right: the text
+    alone is at chance, the image alone at 2/3 (right only when it guesses
+    the shape or both colours agree). See `synthetic_reference_facts`.
+
+    Files: `out_dir/images/00000.png` ... and `out_dir/index.csv` with
+    columns `image`, `text`, `label`, `target`.
+
+    Args:
+        out_dir: str or path-like. Folder to write; created if missing.
+        num_examples: int. Number of examples. Defaults to 600.
+        seed: int. Non-negative random seed; the same seed writes the same
+            bytes. Defaults to 0.
+        image_size: int. Image height and width (>= 16). Defaults to 64.
+
+    Returns:
+        str. `out_dir`, ready for `read_image_text_labels`.
+
+    Example:
+    >>> examples = read_image_text_labels(
+    ...     write_synthetic_shapes_reference("/tmp/ref"))
+    """
+    from mmzoo.data.image_text_labels import write_image_text_labels
+
+    where = "write_synthetic_shapes_reference"
+    _check_count(where, "image_size", image_size, 16)
+    facts = synthetic_reference_facts(num_examples, seed)
+    out_dir = os.fspath(out_dir)
+    image_dir = os.path.join(out_dir, "images")
+    os.makedirs(image_dir, exist_ok=True)
+    rng = np.random.default_rng([seed, 2])
+    width = max(5, len(str(num_examples - 1)))
+    rows = []
+    for start in range(0, num_examples, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        pixels = _draw_pairs(
+            facts["kind"][part],
+            facts["colour"][part],
+            facts["size"][part],
+            image_size,
+            rng,
+        )
+        for offset, image in enumerate(pixels):
+            i = start + offset
+            name = f"images/{i:0{width}d}.png"
+            _write_png(os.path.join(out_dir, name), image)
+            rows.append(
+                {
+                    "image": name,
+                    "text": facts["texts"][i],
+                    "label": facts["labels"][i],
+                    "target": round(float(facts["targets"][i]), 4),
+                }
+            )
+    write_image_text_labels(out_dir, rows)
     return out_dir
 
 

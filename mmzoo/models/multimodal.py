@@ -6,10 +6,11 @@ assembles the model: one encoder per modality (`<name>_encoder`, from
 `mmzoo.encoders`), a projection head per modality, any fusion layer of
 `mmzoo.layers.FUSION_METHODS` at one of three levels, an MLP and the heads
 of `mmzoo.heads.classification` (sigmoid or softmax probabilities, an
-optional linear regression `score`), plus an optional decoder that
-reconstructs the first image modality. Reference architectures such as
-`lstnet_diagnosis` are configurations of it: a config subclass with other
-defaults and a registered builder that calls this one.
+optional linear regression `score` in target units), plus an optional
+decoder that reconstructs the first image modality. Reference
+architectures such as `lstnet_diagnosis` are configurations of it: a
+config subclass with other defaults and a registered builder that calls
+this one.
 
 Model inputs are `mmzoo.specs.model_inputs(modality_specs(config))`: images
 float32 `[B, S, S, 3]` (raw pixels, 0..255), texts int32 `[B, T]` token
@@ -31,6 +32,18 @@ Fusion levels:
 - `late` fuses decisions: each modality has its own classifier and head;
   the fusion layer combines the per-modality probability vectors (and
   scores) and linear layers map them to the final logits (and score).
+  `fusion="stack_logits"` (decision-level stacking, not a layer of
+  `mmzoo.layers`; implies `late`) concatenates each modality's own
+  classifier logits (and standardized scores) and a linear layer maps
+  them to the final logits (and score).
+
+Heads and losses (`output_losses`): `probabilities` with the head's
+cross-entropy, or with `text_loss="matching"` the in-batch label matching
+loss (`MatchingLoss`, bias-free logits: the logits layer's kernel holds one
+embedding per label); `score` predicts standardized targets and
+`TargetScale` returns `z * target_std + target_mean`, trained by
+`MaskedMeanSquaredError` on standardized values with NaN targets ignored;
+`reconstruction` with MSE (weight alpha).
 
 Missing modality: a text is missing when its token ids are all 0 (an empty
 string); an image is always present. The mask goes to the fusion layer, so
@@ -62,11 +75,17 @@ from mmzoo.heads.classification import (  # noqa: F401 (re-exported)
     PROBABILITIES,
     RECONSTRUCTION,
     SCORE,
+    TEXT_LOSSES,
     MaskedMeanSquaredError,
+    MatchingLoss,
+    TargetScale,
     classification_head,
     has_modality_weights,
+    has_reconstruction,
     output_losses,
     output_names,
+    probabilities_layer,
+    reconstructed_modality,
     regression_head,
 )
 from mmzoo.layers import (
@@ -86,6 +105,13 @@ from mmzoo.specs import (
 from mmzoo.training_config import TrainingConfig
 
 FUSION_LEVELS = ("early", "intermediate", "late")
+
+DECISION_FUSIONS = ("stack_logits",)
+"""Fusions of this builder that are not `mmzoo.layers` fusion layers:
+`stack_logits` stacks the per-modality classifiers' logits (`late`)."""
+
+FUSIONS = (*FUSION_METHODS, *DECISION_FUSIONS)
+"""Valid `fusion` values of `MultimodalClassifierConfig`."""
 
 TINY = {
     "image_size": 48,
@@ -142,8 +168,25 @@ class MultimodalClassifierConfig(TrainingConfig):
             label, binary cross-entropy) or `softmax` (single-label:
             probabilities sum to 1, categorical cross-entropy). Defaults to
             `sigmoid`.
+        head_from_data: bool. True lets the task set `head` from the data
+            (`sigmoid` for multi-label data, else `softmax`). Defaults to
+            False.
+        text_loss: str. Loss of `probabilities`: `crossentropy` (the
+            head's) or `matching` (the in-batch label matching loss
+            −log softmax_j(embed(y_j)ᵀ embed(x_i)) of
+            `mmzoo.heads.classification.MatchingLoss`; bias-free logits,
+            needs head `softmax`). Defaults to `crossentropy`.
         num_targets: int. Width of the linear regression head (output
-            `score`); 0 leaves it out. Defaults to 0.
+            `score`, in target units); 0 leaves it out. Set from the data
+            by the task. Defaults to 0.
+        target_mean: tuple of float. Training-split mean of each target
+            (`num_targets` values, or `()` for 0): `score = z * target_std
+            + target_mean` with `z` the head's standardized prediction, and
+            the `score` loss standardizes target and prediction alike, so
+            `regression_weight` does not depend on the targets' units. Set
+            by the task. Ignored when `num_targets` is 0. Defaults to `()`.
+        target_std: tuple of float. Training-split standard deviation of
+            each target (> 0), or `()` for 1. Defaults to `()`.
         vocabulary_size: int. Token ids of derived text specs, padding (0)
             and OOV (1) included (the cap when fitting). Defaults to 20000.
         max_text_length: int. Tokens kept per text of derived text specs.
@@ -187,8 +230,10 @@ class MultimodalClassifierConfig(TrainingConfig):
         text_intermediate_dim: int. Its feed-forward width. Defaults to 256.
         representation_dim: int. Width of each modality's projection head.
             Defaults to 256.
-        fusion: str. One of `mmzoo.layers.FUSION_METHODS`. Defaults to
-            `concat`.
+        fusion: str. One of `mmzoo.layers.FUSION_METHODS`, or
+            `stack_logits` (decision-level: each modality's own classifier
+            logits, concatenated, and a linear layer to the final logits;
+            sets `fusion_level` to `late`). Defaults to `concat`.
         fusion_level: str. `early`, `intermediate` or `late` (see the module
             docstring). Sequence fusions (`cross_attention`) need `early` or
             `intermediate` and exactly two modalities. Defaults to
@@ -215,12 +260,18 @@ class MultimodalClassifierConfig(TrainingConfig):
             embeddings; transformer/BERT layers). Defaults to 0.
         classification_weight: float. Beta: weight of the classification
             loss. Defaults to 1.
-        regression_weight: float. Weight of the `score` loss
-            (`MaskedMeanSquaredError`). Defaults to 1.
+        regression_weight: float. Lambda: weight of the `score` loss
+            (`MaskedMeanSquaredError` on standardized values). Defaults to
+            1.
         reconstruction_weight: float. Alpha: weight of the auxiliary MSE
             loss of an image decoder (output `reconstruction`, target the
             first image modality rescaled to 0..1); 0 leaves the decoder
-            out. Needs an image modality. Defaults to 0.
+            out unless `serve_reconstruction`. Needs an image modality.
+            Defaults to 0.
+        serve_reconstruction: bool. The model outputs `reconstruction`
+            (the decoder is built even with `reconstruction_weight` 0,
+            then untrained) whenever an image modality is used, and the
+            task serves it. Defaults to False.
         decoder_filters: tuple of int. Filters of the reconstruction
             decoder's upsampling blocks (each doubles the resolution).
             Defaults to `(128, 64, 32)`.
@@ -235,7 +286,11 @@ class MultimodalClassifierConfig(TrainingConfig):
     num_labels: int = 3
     label_names: tuple = ()
     head: str = "sigmoid"
+    head_from_data: bool = False
+    text_loss: str = "crossentropy"
     num_targets: int = 0
+    target_mean: tuple = ()
+    target_std: tuple = ()
     vocabulary_size: int = 20000
     max_text_length: int = 128
     text_tokenizer: str = "word"
@@ -274,6 +329,7 @@ class MultimodalClassifierConfig(TrainingConfig):
     classification_weight: float = 1.0
     regression_weight: float = 1.0
     reconstruction_weight: float = 0.0
+    serve_reconstruction: bool = False
     decoder_filters: tuple = (128, 64, 32)
 
     def __post_init__(self):
@@ -286,6 +342,20 @@ class MultimodalClassifierConfig(TrainingConfig):
             "decoder_filters",
         ):
             object.__setattr__(self, field, tuple(getattr(self, field)))
+        for field in ("target_mean", "target_std"):
+            value = getattr(self, field)
+            if isinstance(value, int | float):
+                value = (value,)
+            try:
+                value = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                self._fail(
+                    f"{field}={value!r}; expected a tuple of numbers, one "
+                    "per target"
+                )
+            object.__setattr__(self, field, value)
+        if self.fusion in DECISION_FUSIONS:
+            object.__setattr__(self, "fusion_level", "late")
         self._check_choices()
         self._check_values()
         modality_specs(self)  # derived specs validate their own sizes
@@ -353,11 +423,12 @@ class MultimodalClassifierConfig(TrainingConfig):
 
     def _check_choices(self):
         choices = (
-            ("fusion", FUSION_METHODS),
+            ("fusion", FUSIONS),
             ("fusion_level", FUSION_LEVELS),
             ("image_encoder", tuple(encoders.IMAGE_ENCODERS)),
             ("text_encoder", tuple(encoders.TEXT_ENCODERS)),
             ("head", HEADS),
+            ("text_loss", TEXT_LOSSES),
             ("text_tokenizer", TEXT_TOKENIZERS),
         )
         for field, valid in choices:
@@ -407,6 +478,28 @@ class MultimodalClassifierConfig(TrainingConfig):
             )
         if self.num_targets < 0:
             fail(f"num_targets={self.num_targets}; expected >= 0")
+        if self.num_targets:
+            for field in ("target_mean", "target_std"):
+                value = getattr(self, field)
+                if value and len(value) != self.num_targets:
+                    fail(
+                        f"{field}={value} has {len(value)} values for "
+                        f"num_targets={self.num_targets}; expected "
+                        f"{self.num_targets} or () (none)"
+                    )
+            if not all(math.isfinite(v) for v in self.target_mean):
+                fail(f"target_mean={self.target_mean}; expected finite values")
+            if not all(math.isfinite(v) and v > 0 for v in self.target_std):
+                fail(
+                    f"target_std={self.target_std}; expected finite values > 0"
+                )
+        if self.text_loss == "matching" and self.head != "softmax":
+            fail(
+                f"text_loss 'matching' scores each example against the "
+                f"labels of the batch and needs head 'softmax' (one label "
+                f"per example); got head {self.head!r}. Use text_loss "
+                "'crossentropy' for multi-label data"
+            )
         if self.vocabulary_size < 2:
             fail(
                 f"vocabulary_size={self.vocabulary_size}; expected >= 2 "
@@ -495,16 +588,6 @@ def _image_size(config):
         preset_size = encoders.preset_image_size(config.image_preset)
         return preset_size or config.image_size
     return config.image_size
-
-
-def reconstructed_modality(config):
-    """Name of the image modality the decoder reconstructs (the first used
-    image), or None when there is none."""
-    kinds = dict(config.inputs)
-    for name in config.modalities:
-        if kinds[name] == "image":
-            return name
-    return None
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -681,10 +764,12 @@ def build_multimodal_classifier(config, name=None):
     `probabilities` float32 `[B, num_labels]`; with a weighted fusion of
     several modalities also `modality_weights` float32 `[B, M]` (columns in
     `modalities` order; a missing modality gets 0); with `num_targets > 0`
-    also `score` float32 `[B, num_targets]`; with `reconstruction_weight >
-    0` also `reconstruction` float32 `[B, S, S, 3]` of the first image
-    modality. A single output is returned as a tensor, several as a dict.
-    `output_losses(config)` gives each output's loss and weight.
+    also `score` float32 `[B, num_targets]` in target units (`z *
+    target_std + target_mean`); with `reconstruction_weight > 0` or
+    `serve_reconstruction` also `reconstruction` float32 `[B, S, S, 3]` of
+    the first image modality. A single output is returned as a tensor,
+    several as a dict. `output_losses(config)` gives each output's loss and
+    weight.
 
     Args:
         config: a `MultimodalClassifierConfig` (or a subclass).
@@ -717,9 +802,7 @@ def build_multimodal_classifier(config, name=None):
         for spec in specs
     }
     reconstructed = (
-        reconstructed_modality(config)
-        if config.reconstruction_weight > 0
-        else None
+        reconstructed_modality(config) if has_reconstruction(config) else None
     )
 
     # Per-modality projection heads: LayerNorm + Dense, linear for early
@@ -793,9 +876,9 @@ def build_multimodal_classifier(config, name=None):
             "classifier",
             config.activation,
         )
-        probabilities = classification_head(x, config.num_labels, config.head)
+        probabilities = _probabilities(config, x)
         if config.num_targets:
-            score = regression_head(x, config.num_targets)
+            score = _score(config, x)
 
     outputs = {PROBABILITIES: probabilities}
     if weights is not None:
@@ -812,12 +895,41 @@ def build_multimodal_classifier(config, name=None):
     return keras.Model(inputs, outputs, name=name or config.model_name)
 
 
+def _probabilities(config, x):
+    """The configured classification head on `x` (bias-free logits for
+    `text_loss="matching"`: the kernel is the label embedding table)."""
+    return classification_head(
+        x,
+        config.num_labels,
+        config.head,
+        use_bias=config.text_loss != "matching",
+    )
+
+
+def _score(config, x):
+    """The regression head on `x`, in target units."""
+    return regression_head(
+        x,
+        config.num_targets,
+        mean=config.target_mean,
+        std=config.target_std,
+    )
+
+
 def _late_fusion(config, names, vectors, mask, return_weights):
     """Per-modality classifiers and heads, then fused decisions.
 
+    Each modality's decision is its probabilities (its logits for
+    `stack_logits`) and, with a regression head, its standardized score.
+    Several decisions are joined by the fusion layer (`ConcatFusion` for
+    `stack_logits`, which zeroes a missing modality's decision) and linear
+    layers map them to the final logits and score.
+
     Returns `(probabilities, score or None, modality weights or None)`.
     """
-    decisions, probabilities, scores = [], [], []
+    stack = config.fusion == "stack_logits"
+    single = len(names) == 1
+    decisions, scores = [], []
     for modality in names:
         x = _dense_stack(
             vectors[modality],
@@ -826,40 +938,50 @@ def _late_fusion(config, names, vectors, mask, return_weights):
             f"{modality}_classifier",
             config.activation,
         )
-        p = keras.layers.Dense(
-            config.num_labels,
-            activation=config.head,
-            name=f"{modality}_probabilities",
-        )(x)
-        probabilities.append(p)
-        decision = p
+        use_bias = not (single and config.text_loss == "matching")
+        if stack or single:
+            decision = keras.layers.Dense(
+                config.num_labels,
+                use_bias=use_bias,
+                name=f"{modality}_logits",
+            )(x)
+        else:
+            decision = keras.layers.Dense(
+                config.num_labels,
+                activation=config.head,
+                name=f"{modality}_probabilities",
+            )(x)
         if config.num_targets:
             s = keras.layers.Dense(
                 config.num_targets, name=f"{modality}_score"
             )(x)
             scores.append(s)
-            decision = keras.layers.Concatenate(name=f"{modality}_decision")(
-                [p, s]
-            )
+            if not single:
+                decision = keras.layers.Concatenate(
+                    name=f"{modality}_decision"
+                )([decision, s])
         decisions.append(decision)
-    if len(names) == 1:
-        probabilities = keras.layers.Identity(
-            dtype="float32", name=PROBABILITIES
-        )(probabilities[0])
+    if single:
+        probabilities = probabilities_layer(decisions[0], config.head)
         score = None
         if scores:
-            score = keras.layers.Identity(dtype="float32", name=SCORE)(
-                scores[0]
-            )
+            score = TargetScale(
+                config.target_mean, config.target_std, name=SCORE
+            )(scores[0])
         return probabilities, score, None
-    fused = _fusion_layer(config, "fusion", return_weights)(
-        decisions, modality_mask=mask
-    )
+    if stack:
+        fused = get_fusion("concat", name="fusion")(
+            decisions, modality_mask=mask
+        )
+    else:
+        fused = _fusion_layer(config, "fusion", return_weights)(
+            decisions, modality_mask=mask
+        )
     weights = None
     if return_weights:
         fused, weights = fused
-    probabilities = classification_head(fused, config.num_labels, config.head)
+    probabilities = _probabilities(config, fused)
     score = None
     if config.num_targets:
-        score = regression_head(fused, config.num_targets)
+        score = _score(config, fused)
     return probabilities, score, weights

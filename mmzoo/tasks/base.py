@@ -108,6 +108,15 @@ class Task:
         """Returns a dict of metric name to float on `split`."""
         raise NotImplementedError
 
+    def reports(self, model, prepared, split):
+        """Text reports on `split` that `mmzoo train` writes into the run
+        folder.
+
+        Returns:
+            dict of file name to text (none by default).
+        """
+        return {}
+
     def serving_signature(self, config):
         """Dict of raw input name to `tf.TensorSpec` (batch `None`),
         derived from the model's input specs: no signature is written by

@@ -1,6 +1,7 @@
 """Classification task: labeled multimodal folders → any multimodal
-classifier → served `probabilities` (and `modality_weights`, `score`) from
-raw client values (image bytes, text).
+classifier → served `probabilities` and `label` (plus `score`,
+`reconstruction`, `modality_weights` when the model has them) from raw
+client values (image bytes, text).
 
 Datasets (readers return `mmzoo.data.examples.LabeledExamples`):
 
@@ -9,20 +10,40 @@ Datasets (readers return `mmzoo.data.examples.LabeledExamples`):
   `diagnosis`, chest-like pictures with histories), written in a folder
   layout and read back by the same reader as a user's folder.
 - a folder layout of `mmzoo.data.examples.READERS` (`--data-dir`), e.g.
-  `image-report`: `index.csv` (`image`, `report`, then one 0/1 column per
-  label); see `mmzoo.data.image_report`.
+  `image-report` (`index.csv` with `image`, `report`, then one 0/1 column
+  per label; `mmzoo.data.image_report`) or `image-text-labels`
+  (`index.csv` with `image`, `text`, `label`, optional `target` and
+  `split`; `mmzoo.data.image_text_labels`).
 - `dummy`: random values of the model's input specs (contract tests).
 
-Splits are 80/10/10 by seed. Preprocessing (vocabularies, WordPiece,
-preset tokenizers) is fitted on the train split by
-`mmzoo.data.modalities.fit_preprocessor` and travels with the export; every
-image file is decoded once up front so a corrupt file fails with its name.
+Splits come from the dataset's own `split` column when it has one,
+otherwise 80/10/10 by seed. The data completes the config: the number and
+names of the labels; the head (`sigmoid` for multi-label data, else
+`softmax`) for configs with `head_from_data`; the regression head's width
+(`num_targets`, 1 per target column, 0 without targets or when every
+target cell is empty) and the train
+split's target mean and standard deviation (`target_mean`, `target_std`).
+Preprocessing (vocabularies, WordPiece, preset tokenizers) is fitted on the
+train split by `mmzoo.data.modalities.fit_preprocessor` and travels with
+the export; every image file is decoded once up front so a corrupt file
+fails with its name.
+
+Metrics (`evaluate`): the compiled Keras metrics (`loss`, `auroc`,
+`accuracy` or `binary_accuracy`) plus, from the predictions over the split
+(`mmzoo.metrics.classification`): `accuracy` and `macro_f1` for a
+`softmax` head (single-label); `micro_f1`, `macro_f1` and `map` for a
+`sigmoid` head (multi-label, threshold 0.5); `mae`, `rmse` and `pearson`
+with a regression head (rows with a target only); `reconstruction_mse`
+with a reconstruction output. `reports` gives the per-class
+precision/recall/F1 table (`classification_report.txt`).
 """
 
 import dataclasses
 import os
+import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import examples as examples_lib
@@ -34,9 +55,10 @@ from mmzoo.heads.classification import (
     PROBABILITIES,
     RECONSTRUCTION,
     SCORE,
-    MaskedMeanSquaredError,
+    output_losses,
     output_names,
 )
+from mmzoo.metrics import classification as metrics_lib
 from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
 from mmzoo.training_config import make_optimizer
 
@@ -44,6 +66,15 @@ SYNTHETIC_EXAMPLES = 2000
 # The synthetic generator of models that name none.
 DEFAULT_SYNTHETIC = "diagnosis"
 DUMMY_EXAMPLES = 40
+# Served output: the predicted class name(s).
+LABEL = "label"
+# Joins the names of several predicted labels (as in the datasets).
+LABEL_SEPARATOR = "|"
+# A label is predicted when its sigmoid probability exceeds this.
+THRESHOLD = 0.5
+REPORT_FILE = "classification_report.txt"
+# A target standard deviation below this is taken as 1 (constant target).
+MIN_TARGET_STD = 1e-6
 
 
 @dataclasses.dataclass
@@ -59,15 +90,97 @@ class ClassificationPrepared(Prepared):
     mapping: dict = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class ServingOptions:
+    """What `serve` needs from the config, carried by the preprocessor
+    (`serve` receives the model and the preprocessor, not the config).
+
+    Attributes:
+        label_names: tuple of str. Name of each label, in output order.
+        head: str. `softmax` (label = the arg-max's name) or `sigmoid`
+            (the names over 0.5, joined by `|`).
+        serve_reconstruction: bool. Serve the `reconstruction` output.
+    """
+
+    label_names: tuple = ()
+    head: str = "sigmoid"
+    serve_reconstruction: bool = False
+
+
+def serving_options(config):
+    """The `ServingOptions` of a classifier config."""
+    num_labels = int(getattr(config, "num_labels", 0))
+    names = tuple(getattr(config, "label_names", ()) or ())
+    if len(names) != num_labels:
+        names = tuple(f"label_{i}" for i in range(num_labels))
+    return ServingOptions(
+        label_names=tuple(str(n) for n in names),
+        head=getattr(config, "head", "sigmoid"),
+        serve_reconstruction=bool(
+            getattr(config, "serve_reconstruction", False)
+        ),
+    )
+
+
+def predicted_labels(probabilities, label_names, head):
+    """The `label` output: class names from probabilities, in graph ops.
+
+    Args:
+        probabilities: float tensor `[B, K]`.
+        label_names: sequence of K str.
+        head: str. `softmax`: the name of the arg-max; `sigmoid`: the names
+            whose probability exceeds 0.5, joined by `|` in label order
+            (`""` when none).
+
+    Returns:
+        A `tf.string` tensor `[B]`.
+    """
+    names = tf.constant([str(n) for n in label_names], tf.string)
+    if head == "softmax":
+        return tf.gather(names, tf.argmax(probabilities, axis=-1))
+    chosen = tf.where(
+        probabilities > THRESHOLD,
+        tf.strings.join([names, LABEL_SEPARATOR]),
+        "",
+    )
+    joined = tf.strings.reduce_join(chosen, axis=-1)
+    # Drop the separator after the last name.
+    return tf.strings.regex_replace(
+        joined, re.escape(LABEL_SEPARATOR) + "$", ""
+    )
+
+
+def target_statistics(targets):
+    """Per-column mean and standard deviation of the finite targets.
+
+    Args:
+        targets: float array `[N, T]` (NaN = no target).
+
+    Returns:
+        `(mean, std)`, two tuples of T floats; a column without a finite
+        value gets 0 and 1, a (near) constant one the std 1.
+    """
+    targets = np.asarray(targets, np.float64)
+    means, stds = [], []
+    for column in targets.T:
+        values = column[np.isfinite(column)]
+        mean = float(values.mean()) if len(values) else 0.0
+        std = float(values.std()) if len(values) else 1.0
+        means.append(mean)
+        stds.append(std if std >= MIN_TARGET_STD else 1.0)
+    return tuple(means), tuple(stds)
+
+
 class ClassificationTask(Task):
     """Generic glue of multimodal classifiers: data, pipelines, metrics and
     serving.
 
-    Metrics: sigmoid heads (multi-label) report macro AUROC over the labels
-    (`auroc`) and binary accuracy; softmax heads accuracy and AUROC;
-    regression heads MAE. Serving: one raw input per modality spec →
-    `probabilities [None, num_labels]`, plus `modality_weights` for
-    weighted fusions and `score` with a regression head.
+    Losses are the config's (`mmzoo.heads.classification.output_losses`).
+    Metrics: see the module docstring. Serving: one raw input per modality
+    spec → `probabilities [None, num_labels]`, `label` (string `[None]`),
+    plus `score` (`[None]` for one target) with a regression head,
+    `reconstruction` when the config's `serve_reconstruction` is set, and
+    `modality_weights` for weighted fusions.
     """
 
     headline_metrics = ("auroc", "accuracy")
@@ -104,14 +217,7 @@ class ClassificationTask(Task):
         validate_image_files(everything.image_paths(), dataset)
         specs = self.input_specs(config)
         mapping = examples_lib.match_columns(everything, specs, dataset)
-        indices = split_indices(len(everything), seed)
-        empty = [name for name in SPLITS if not len(indices[name])]
-        if empty:
-            raise ValueError(
-                f"{dataset}: {len(everything)} examples leave the "
-                f"{', '.join(empty)} split(s) empty (80/10/10); need at least "
-                "10 examples"
-            )
+        indices = _split(everything, dataset, seed)
         parts = {name: everything.take(indices[name]) for name in SPLITS}
         fitted, preprocessor = fit_preprocessor(
             specs, _fit_values(parts["train"], mapping), directory
@@ -119,9 +225,9 @@ class ClassificationTask(Task):
         config = replace_config(
             config,
             specs=tuple(fitted),
-            num_labels=everything.labels.shape[1],
-            label_names=tuple(everything.label_names),
+            **_from_data(config, everything, parts["train"]),
         )
+        preprocessor.serving_options = serving_options(config)
         splits = {
             name: examples_lib.raw_dataset(part, mapping)
             for name, part in parts.items()
@@ -137,21 +243,31 @@ class ClassificationTask(Task):
 
     def make_preprocessor(self, config, directory):
         """The preprocessor of the config's (fitted) input specs, over the
-        assets in `directory`; an ablated modality has none."""
-        return Preprocessor(self.input_specs(config), directory)
+        assets in `directory`; an ablated modality has none. It carries
+        the config's `ServingOptions` for `serve`."""
+        preprocessor = Preprocessor(self.input_specs(config), directory)
+        preprocessor.serving_options = serving_options(config)
+        return preprocessor
 
     def targets(self, config):
-        """`(inputs, labels) -> targets` matching the model's outputs, or
-        None when the model has the single output `probabilities`.
+        """`(inputs, labels) -> targets` matching the model's outputs (the
+        labels alone for the single output `probabilities`).
 
-        `modality_weights` gets a placeholder (Keras wants a target for
-        every output of a dict model; it has no loss), `reconstruction` the
-        input image rescaled to 0..1 (after augmentation) and `score` the
-        regression targets (NaN = none).
+        `labels` is `(labels, targets)` for a dataset with regression
+        targets. `modality_weights` gets a placeholder (Keras wants a
+        target for every output of a dict model; it has no loss),
+        `reconstruction` the input image rescaled to 0..1 (after
+        augmentation) and `score` the regression targets (NaN = none).
         """
         names = output_names(config)
         if names == (PROBABILITIES,):
-            return None
+
+            def labels_only(inputs, labels):
+                if isinstance(labels, tuple):
+                    return labels[0]
+                return labels
+
+            return labels_only
         images = [s.name for s in self.input_specs(config) if s.kind == "image"]
 
         def targets(inputs, labels):
@@ -208,58 +324,218 @@ class ClassificationTask(Task):
             metrics.append(keras.metrics.BinaryAccuracy(name="binary_accuracy"))
         return metrics
 
-    def _classification_loss(self, config):
-        if getattr(config, "head", "sigmoid") == "softmax":
-            return keras.losses.CategoricalCrossentropy()
-        return keras.losses.BinaryCrossentropy()
-
     def compile(self, model, config):
-        names = output_names(config)
+        """Compiles with Adam (the config's training settings), the losses
+        and weights of `output_losses(config)` and the metrics of
+        `probabilities`."""
         optimizer = make_optimizer(config)
-        loss = self._classification_loss(config)
-        if names == (PROBABILITIES,):
+        losses = output_losses(config)
+        if output_names(config) == (PROBABILITIES,):
+            loss, weight = losses[PROBABILITIES]
             model.compile(
                 optimizer=optimizer,
                 loss=loss,
-                loss_weights=[config.classification_weight],
+                loss_weights=[weight],
                 metrics=self._metrics(config),
             )
             return
-        losses = {PROBABILITIES: loss}
-        weights = {PROBABILITIES: config.classification_weight}
-        metrics = {PROBABILITIES: self._metrics(config)}
-        if RECONSTRUCTION in names:
-            losses[RECONSTRUCTION] = keras.losses.MeanSquaredError()
-            weights[RECONSTRUCTION] = config.reconstruction_weight
-        if SCORE in names:
-            losses[SCORE] = MaskedMeanSquaredError()
-            weights[SCORE] = config.regression_weight
         model.compile(
             optimizer=optimizer,
-            loss=losses,
-            loss_weights=weights,
-            metrics=metrics,
+            loss={name: loss for name, (loss, _) in losses.items()},
+            loss_weights={name: weight for name, (_, weight) in losses.items()},
+            metrics={PROBABILITIES: self._metrics(config)},
         )
 
+    def predict(self, model, prepared, split, batch_size, dataset=None):
+        """Predictions over `split`, with its labels and targets.
+
+        Args:
+            model: the Keras model.
+            prepared: `ClassificationPrepared`.
+            split: str. `train`, `val` or `test`.
+            batch_size: int.
+            dataset: optional `task.pipeline(prepared, split, batch_size)`
+                to reuse (its cache).
+
+        Returns:
+            dict with `labels` `[N, K]`, `probabilities` `[N, K]`, and
+            when the model has them `targets` / `score` `[N, T]`, and
+            `reconstruction_sse` / `reconstruction_count` (summed squared
+            error of the reconstructions against the images in 0..1, and
+            the number of values).
+        """
+        if dataset is None:
+            dataset = self.pipeline(prepared, split, batch_size)
+        parts = {PROBABILITIES: [], "labels": [], SCORE: [], "targets": []}
+        sse, count = 0.0, 0
+        for inputs, targets in dataset:
+            inputs = {k: np.asarray(v) for k, v in inputs.items()}
+            outputs = model.predict_on_batch(inputs)
+            if not isinstance(outputs, dict):
+                outputs = {PROBABILITIES: outputs}
+            if not isinstance(targets, dict):
+                targets = {PROBABILITIES: targets}
+            parts[PROBABILITIES].append(np.asarray(outputs[PROBABILITIES]))
+            parts["labels"].append(np.asarray(targets[PROBABILITIES]))
+            if SCORE in outputs and SCORE in targets:
+                parts[SCORE].append(np.asarray(outputs[SCORE]))
+                parts["targets"].append(np.asarray(targets[SCORE]))
+            if RECONSTRUCTION in outputs and RECONSTRUCTION in targets:
+                error = np.asarray(outputs[RECONSTRUCTION], np.float64)
+                error -= np.asarray(targets[RECONSTRUCTION], np.float64)
+                sse += float(np.sum(np.square(error)))
+                count += error.size
+        result = {
+            name: np.concatenate(values)
+            for name, values in parts.items()
+            if values
+        }
+        if count:
+            result["reconstruction_sse"] = sse
+            result["reconstruction_count"] = count
+        return result
+
+    def prediction_metrics(self, config, predictions):
+        """The NumPy metrics of `predictions` (from `predict`): see the
+        module docstring."""
+        labels = predictions["labels"]
+        probabilities = predictions[PROBABILITIES]
+        out = {}
+        if getattr(config, "head", "sigmoid") == "softmax":
+            num_classes = probabilities.shape[-1]
+            true, pred = labels.argmax(-1), probabilities.argmax(-1)
+            out["accuracy"] = metrics_lib.accuracy(true, pred)
+            out["macro_f1"] = metrics_lib.macro_f1(true, pred, num_classes)
+        else:
+            true = (labels > THRESHOLD).astype(np.int64)
+            pred = (probabilities > THRESHOLD).astype(np.int64)
+            out["micro_f1"] = metrics_lib.micro_f1(true, pred)
+            out["macro_f1"] = metrics_lib.macro_f1(true, pred)
+            out["map"] = metrics_lib.mean_average_precision(true, probabilities)
+        if SCORE in predictions:
+            targets, score = predictions["targets"], predictions[SCORE]
+            if np.any(np.isfinite(targets)):
+                out["mae"] = metrics_lib.mae(targets, score)
+                out["rmse"] = metrics_lib.rmse(targets, score)
+                out["pearson"] = metrics_lib.pearson(targets, score)
+        if "reconstruction_count" in predictions:
+            out["reconstruction_mse"] = (
+                predictions["reconstruction_sse"]
+                / predictions["reconstruction_count"]
+            )
+        return out
+
     def evaluate(self, model, prepared, split, batch_size):
-        results = model.evaluate(
-            self.pipeline(prepared, split, batch_size),
-            return_dict=True,
-            verbose=0,
-        )
-        return {
+        dataset = self.pipeline(prepared, split, batch_size)
+        results = model.evaluate(dataset, return_dict=True, verbose=0)
+        metrics = {
             _metric_name(name): float(value) for name, value in results.items()
         }
+        predictions = self.predict(model, prepared, split, batch_size, dataset)
+        metrics.update(self.prediction_metrics(prepared.config, predictions))
+        return metrics
+
+    def reports(self, model, prepared, split="test"):
+        """`{"classification_report.txt": text}`: per-class precision,
+        recall, F1 and support on `split` (scikit-learn's layout; arg-max
+        classes for a `softmax` head, labels over 0.5 for `sigmoid`)."""
+        config = prepared.config
+        predictions = self.predict(
+            model, prepared, split, getattr(config, "batch_size", 64)
+        )
+        labels = predictions["labels"]
+        probabilities = predictions[PROBABILITIES]
+        names = serving_options(config).label_names
+        if getattr(config, "head", "sigmoid") == "softmax":
+            true, pred = labels.argmax(-1), probabilities.argmax(-1)
+            kind = "single-label, arg-max class"
+        else:
+            true = (labels > THRESHOLD).astype(np.int64)
+            pred = (probabilities > THRESHOLD).astype(np.int64)
+            kind = f"multi-label, probability > {THRESHOLD}"
+        table = metrics_lib.classification_report(true, pred, names, digits=4)
+        title = f"{self.model}: {split} split, {len(labels)} examples ({kind})"
+        return {REPORT_FILE: f"{title}\n\n{table}"}
 
     def serve(self, model, preprocessor, raw):
         outputs = model(preprocessor(raw), training=False)
         if not isinstance(outputs, dict):
-            return {PROBABILITIES: outputs}
-        return {
-            name: outputs[name]
-            for name in (PROBABILITIES, MODALITY_WEIGHTS, SCORE)
-            if name in outputs
+            outputs = {PROBABILITIES: outputs}
+        probabilities = outputs[PROBABILITIES]
+        options = getattr(preprocessor, "serving_options", None)
+        if options is None:  # a preprocessor not made by this task
+            options = ServingOptions(
+                tuple(str(i) for i in range(probabilities.shape[-1]))
+            )
+        served = {
+            PROBABILITIES: probabilities,
+            LABEL: predicted_labels(
+                probabilities, options.label_names, options.head
+            ),
         }
+        if SCORE in outputs:
+            score = outputs[SCORE]
+            if score.shape[-1] == 1:
+                score = tf.squeeze(score, axis=-1)
+            served[SCORE] = score
+        if RECONSTRUCTION in outputs and options.serve_reconstruction:
+            served[RECONSTRUCTION] = outputs[RECONSTRUCTION]
+        if MODALITY_WEIGHTS in outputs:
+            served[MODALITY_WEIGHTS] = outputs[MODALITY_WEIGHTS]
+        return served
+
+
+def _split(everything, dataset, seed):
+    """Indices of each split: the dataset's own `splits` when given,
+    otherwise 80/10/10 by seed. Every split must be non-empty."""
+    given = getattr(everything, "splits", None)
+    if given is None:
+        indices = split_indices(len(everything), seed)
+        how = "80/10/10"
+        need = "need at least 10 examples"
+    else:
+        values = np.asarray([str(v) for v in given])
+        unknown = sorted(set(values) - set(SPLITS))
+        if unknown:
+            raise ValueError(
+                f"{dataset}: unknown split value(s) {unknown}; valid: "
+                f"{', '.join(SPLITS)}"
+            )
+        indices = {name: np.flatnonzero(values == name) for name in SPLITS}
+        how = "from its split column"
+        need = "give every split at least one row"
+    empty = [name for name in SPLITS if not len(indices[name])]
+    if empty:
+        raise ValueError(
+            f"{dataset}: {len(everything)} examples leave the "
+            f"{', '.join(empty)} split(s) empty ({how}); {need}"
+        )
+    return indices
+
+
+def _from_data(config, everything, train):
+    """Config changes decided by the data (only fields the config has)."""
+    fields = {field.name for field in dataclasses.fields(config)}
+    changes = {
+        "num_labels": everything.labels.shape[1],
+        "label_names": tuple(everything.label_names),
+    }
+    if getattr(config, "head_from_data", False):
+        multi_label = getattr(everything, "multi_label", False)
+        changes["head"] = "sigmoid" if multi_label else "softmax"
+    if "num_targets" in fields:
+        targets = everything.targets
+        # A target column without any value (all cells empty) is none.
+        width = 0
+        if targets is not None and np.isfinite(targets).any():
+            width = int(np.shape(targets)[1])
+        changes["num_targets"] = width
+        if {"target_mean", "target_std"} <= fields:
+            mean, std = (), ()
+            if width:
+                mean, std = target_statistics(train.targets)
+            changes.update(target_mean=mean, target_std=std)
+    return changes
 
 
 def _fit_values(train, mapping):

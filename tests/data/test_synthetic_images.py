@@ -1,4 +1,4 @@
-"""Tests for the synthetic diagnosis and captioning generators."""
+"""Tests for the synthetic diagnosis, captioning and reference generators."""
 
 import os
 import re
@@ -8,14 +8,21 @@ import pytest
 import tensorflow as tf
 
 from mmzoo.data.captions import read_flickr8k
+from mmzoo.data.examples import SYNTHETIC, write_synthetic
 from mmzoo.data.image_report import read_image_report
+from mmzoo.data.image_text_labels import read_image_text_labels
 from mmzoo.data.images import read_image_file
 from mmzoo.data.synthetic_images import (
     COLOURS,
+    REFERENCE_COLOURS,
+    REFERENCE_SHAPES,
+    REFERENCE_SIZE_RANGE,
     diagnosis_label_names,
     synthetic_diagnosis_facts,
+    synthetic_reference_facts,
     write_synthetic_captions,
     write_synthetic_diagnosis,
+    write_synthetic_shapes_reference,
 )
 from mmzoo.data.text import standardize_py, tokenize_py
 
@@ -232,3 +239,217 @@ def test_captions_determinism(tmp_path, captions_dir):
         captions_dir, "Images/00042.png"
     )
     assert read(other, "captions.txt") != read(captions_dir, "captions.txt")
+
+
+# --------------------------------------------------------------------------
+# Shapes reference.
+# --------------------------------------------------------------------------
+
+REF_SIZE = 64
+_KIND_WORDS = {
+    **{name: i for i, name in enumerate(REFERENCE_SHAPES)},
+    "disk": 0,
+    "box": 1,
+}
+_COLOUR_WORDS = {
+    *REFERENCE_COLOURS,
+    *COLOURS,
+    "orange",
+    "purple",
+    "pink",
+    "black",
+    "white",
+    "grey",
+    "gray",
+    "brown",
+    "cyan",
+    "magenta",
+}
+
+
+@pytest.fixture(scope="module")
+def reference_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    folder = write_synthetic_shapes_reference(out, 150, seed=3)
+    assert folder == os.fspath(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_facts():
+    return synthetic_reference_facts(N_FACTS, seed=0)
+
+
+def _read_shapes(path):
+    """(kind, colour, size in 0..1) of the left and right shape, measured
+    from the pixels."""
+    pixels = tf.io.decode_png(open(path, "rb").read()).numpy()
+    pixels = pixels.astype(np.float32)
+    rgb = np.array([(220, 40, 40), (40, 170, 60), (40, 80, 220)])
+    half = pixels.shape[1] // 2
+    shapes = []
+    for part in (pixels[:, :half], pixels[:, half:]):
+        mask = part.max(axis=-1) - part.min(axis=-1) > 80
+        rows = np.flatnonzero(mask.any(axis=1))
+        widths = mask[rows].sum(axis=1)
+        if widths[0] >= 0.8 * widths.max():
+            kind = 1  # square: flat top
+        elif widths[-1] >= 0.8 * widths.max():
+            kind = 2  # triangle: widest at the base
+        else:
+            kind = 0
+        mean = part[mask].mean(axis=0)
+        colour = int(np.abs(rgb - mean).sum(axis=1).argmin())
+        lo, hi = REFERENCE_SIZE_RANGE
+        radius = len(rows) / 2 / pixels.shape[0]
+        shapes.append((kind, colour, (radius - lo) / (hi - lo)))
+    return shapes
+
+
+def _referred_slot(text, kinds):
+    words = tokenize_py(text)
+    for side, word in enumerate(("left", "right")):
+        if word in words:
+            return side
+    (kind,) = [_KIND_WORDS[w] for w in words if w in _KIND_WORDS]
+    return kinds.index(kind)
+
+
+def test_reference_registered_and_read_back(tmp_path):
+    assert SYNTHETIC["shapes_reference"][0] == "image-text-labels"
+    examples = write_synthetic("shapes_reference", tmp_path, 30, 1, 32)
+    facts = synthetic_reference_facts(30, seed=1)
+    assert examples.label_names == ("blue", "green", "red")
+    assert examples.kinds == {"image": "image", "text": "text"}
+    assert examples.multi_label is False and examples.splits is None
+    assert examples.labels.shape == (30, 3)
+    assert (examples.labels.sum(axis=1) == 1).all()
+    names = [examples.label_names[i] for i in examples.labels.argmax(1)]
+    assert names == facts["labels"]
+    assert examples.columns["text"] == facts["texts"]
+    assert examples.targets.shape == (30, 1)
+    np.testing.assert_allclose(
+        examples.targets[:, 0], facts["targets"], atol=1e-6
+    )
+    image = read_image_file(tf.constant(examples.columns["image"][0]), 32)
+    assert image.shape == (32, 32, 3)
+
+
+def test_reference_needs_text_and_image_together(reference_dir):
+    """Reading the text for which shape, and the pixels for its colour and
+    size, gives every label and target."""
+    examples = read_image_text_labels(reference_dir)
+    names = [examples.label_names[i] for i in examples.labels.argmax(1)]
+    sizes = []
+    for path, text, name, target in zip(
+        examples.columns["image"],
+        examples.columns["text"],
+        names,
+        examples.targets[:, 0],
+        strict=True,
+    ):
+        shapes = _read_shapes(path)
+        slot = _referred_slot(text, [kind for kind, _, _ in shapes])
+        assert REFERENCE_COLOURS[shapes[slot][1]] == name, (path, text)
+        sizes.append((shapes[slot][2], target))
+    measured, target = np.array(sizes).T
+    assert np.corrcoef(measured, target)[0, 1] > 0.97
+    assert np.abs(measured - target).max() < 0.2
+
+
+def test_reference_determinism(tmp_path, reference_dir):
+    same = write_synthetic_shapes_reference(tmp_path / "same", 150, seed=3)
+    other = write_synthetic_shapes_reference(tmp_path / "other", 150, seed=4)
+
+    def read(root, name):
+        with open(os.path.join(root, name), "rb") as f:
+            return f.read()
+
+    assert read(same, "index.csv") == read(reference_dir, "index.csv")
+    for name in ("images/00000.png", "images/00149.png"):
+        assert read(same, name) == read(reference_dir, name)
+        assert read(other, name) != read(reference_dir, name)
+    assert read(other, "index.csv") != read(reference_dir, "index.csv")
+
+
+def test_reference_texts_never_name_a_colour(reference_facts):
+    texts = reference_facts["texts"]
+    for text in texts:
+        assert not _COLOUR_WORDS & set(tokenize_py(text)), text
+    assert len(set(texts)) > 100  # paraphrases and fillers
+    by_kind = reference_facts["by_kind"]
+    assert 0.4 < by_kind.mean() < 0.6
+    assert 0.4 < reference_facts["referred"].mean() < 0.6
+
+
+def test_reference_label_follows_the_text(reference_facts):
+    colour = reference_facts["colour"]
+    referred = reference_facts["referred"]
+    rows = np.arange(len(referred))
+    labels = np.array(reference_facts["labels"])
+    assert (labels == np.array(REFERENCE_COLOURS)[colour[rows, referred]]).all()
+    other = np.array(REFERENCE_COLOURS)[colour[rows, 1 - referred]]
+    differ = colour[:, 0] != colour[:, 1]
+    # Referring to the other shape of the same image changes the label
+    # exactly when the two colours differ.
+    np.testing.assert_array_equal(other != labels, differ)
+    assert 0.6 < differ.mean() < 0.73
+    kind = reference_facts["kind"]
+    assert (kind[:, 0] != kind[:, 1]).all()
+    targets = reference_facts["targets"]
+    np.testing.assert_array_equal(
+        targets, reference_facts["size"][rows, referred]
+    )
+    assert targets.min() >= 0 and targets.max() <= 1
+    assert np.array_equal(np.round(targets, 4), targets)
+
+
+def _majority_accuracy(keys, labels):
+    correct = 0
+    for key in set(keys):
+        group = [y for k, y in zip(keys, labels, strict=True) if k == key]
+        correct += max(group.count(y) for y in set(group))
+    return correct / len(labels)
+
+
+def test_each_modality_alone_is_far_from_the_label(reference_facts):
+    facts = reference_facts
+    labels = facts["labels"]
+    rows = np.arange(len(labels))
+    colours = np.array(REFERENCE_COLOURS)
+    # Text only: the majority label of each referring phrase (in sample).
+    phrases = [
+        next(w for w in tokenize_py(t) if w in (*_KIND_WORDS, "left", "right"))
+        for t in facts["texts"]
+    ]
+    assert _majority_accuracy(phrases, labels) < 0.45
+    # Text only, held out: the majority label of each exact text seen in
+    # the first half (else the overall majority) on the second half.
+    half = len(labels) // 2
+    seen = {}
+    for text, label in zip(facts["texts"][:half], labels[:half], strict=True):
+        seen.setdefault(text, []).append(label)
+    overall = max(set(labels[:half]), key=labels[:half].count)
+    guess = [
+        max(set(seen[t]), key=seen[t].count) if t in seen else overall
+        for t in facts["texts"][half:]
+    ]
+    assert np.mean(np.array(guess) == np.array(labels[half:])) < 0.45
+    # Image only: the colour of the left shape, or of the larger one.
+    left = colours[facts["colour"][:, 0]]
+    larger = colours[facts["colour"][rows, facts["size"].argmax(axis=1)]]
+    differ = facts["colour"][:, 0] != facts["colour"][:, 1]
+    for guess in (left, larger):
+        hit = guess == np.array(labels)
+        assert hit.mean() < 0.7
+        assert hit[differ].mean() < 0.56
+    # Both: the true rule.
+    truth = colours[facts["colour"][rows, facts["referred"]]]
+    assert (truth == np.array(labels)).all()
+
+
+def test_reference_bad_arguments():
+    with pytest.raises(ValueError, match="num_examples must be an integer"):
+        synthetic_reference_facts(0)
+    with pytest.raises(ValueError, match="image_size"):
+        write_synthetic_shapes_reference("/nonexistent", 4, image_size=8)

@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmzoo.heads.classification import MaskedMeanSquaredError
+from mmzoo.heads.classification import (
+    MaskedMeanSquaredError,
+    MatchingLoss,
+    TargetScale,
+)
 from mmzoo.layers import FUSION_METHODS, SEQUENCE_FUSIONS, WEIGHTED_FUSIONS
 from mmzoo.models.multimodal import (
     FUSION_LEVELS,
+    FUSIONS,
     TINY,
     ModalityMask,
     MultimodalClassifierConfig,
@@ -100,7 +105,8 @@ def test_softmax_and_regression_heads(level):
     _, out = _run(model, config)
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1, atol=1e-5)
     assert out["score"].shape == (4, 2) and out["score"].dtype == np.float32
-    assert model.get_layer("score").activation is keras.activations.linear
+    linear = model.get_layer("score_standardized")
+    assert linear.activation is keras.activations.linear
 
     losses = output_losses(config)
     assert set(losses) == {"probabilities", "score"}
@@ -268,3 +274,190 @@ def test_transformer_text_encoders_and_cross_attention():
     _, out = _run(model, config)
     assert out["probabilities"].shape == (4, 3)
     assert np.isfinite(out["probabilities"]).all()
+
+
+def test_new_fields_defaults_and_normalization():
+    config = _config()
+    assert config.text_loss == "crossentropy"
+    assert config.target_mean == () and config.target_std == ()
+    assert not config.serve_reconstruction and not config.head_from_data
+    assert "stack_logits" in FUSIONS and "stack_logits" not in FUSION_METHODS
+    stacked = _config(fusion="stack_logits", target_mean=[2], target_std=3)
+    assert stacked.fusion_level == "late"
+    assert stacked.target_mean == (2.0,) and stacked.target_std == (3.0,)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"text_loss": "hinge"}, "unknown text_loss 'hinge'; valid: cross"),
+        ({"text_loss": "matching"}, "needs head 'softmax'"),
+        (
+            {"num_targets": 1, "target_mean": (1.0, 2.0)},
+            r"target_mean=\(1.0, 2.0\) has 2 values for num_targets=1",
+        ),
+        (
+            {"num_targets": 1, "target_std": (0.0,)},
+            "expected finite values > 0",
+        ),
+        ({"fusion": "stacking"}, "valid: .*stack_logits"),
+    ],
+)
+def test_new_field_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _config(**overrides)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "stack_logits"])
+def test_score_is_in_target_units(fusion):
+    mean, std = (10.0, -2.0), (4.0, 0.5)
+    config = _config(
+        head="softmax",
+        num_targets=2,
+        target_mean=mean,
+        target_std=std,
+        fusion=fusion,
+    )
+    model = build_multimodal_classifier(config)
+    standardized = keras.Model(
+        model.inputs, model.get_layer("score_standardized").output
+    )
+    inputs = dummy_inputs(modality_specs(config), 3)
+    z = np.asarray(standardized(inputs))
+    score = np.asarray(model(inputs)["score"])
+    np.testing.assert_allclose(score, z * std + mean, rtol=1e-5, atol=1e-5)
+    loss, weight = output_losses(config)["score"]
+    assert loss.mean == mean and loss.std == std and weight == 1.0
+
+
+def test_target_scale_layer():
+    layer = TargetScale(mean=(1.0, 2.0), std=(10.0, 0.5))
+    out = layer(np.array([[1.0, 2.0]], "float32"))
+    np.testing.assert_allclose(out, [[11.0, 3.0]])
+    restored = TargetScale.from_config(layer.get_config())
+    assert restored.mean == (1.0, 2.0) and restored.std == (10.0, 0.5)
+    np.testing.assert_allclose(TargetScale()(np.ones((2, 1))), 1.0)
+    with pytest.raises(ValueError, match="std"):
+        TargetScale(std=(0.0,))
+
+
+def test_masked_mse_standardizes_both_sides():
+    loss = MaskedMeanSquaredError(mean=(100.0,), std=(10.0,))
+    y_true = np.array([[110.0], [np.nan], [90.0]], "float32")
+    y_pred = np.array([[100.0], [5.0], [110.0]], "float32")
+    # Standardized errors: 1 and 2, mean of squares (1 + 4) / 2.
+    assert float(loss(y_true, y_pred)) == pytest.approx(2.5)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.mean == (100.0,) and restored.std == (10.0,)
+    assert float(restored(y_true, y_pred)) == pytest.approx(2.5)
+
+
+def test_matching_loss_is_the_in_batch_softmax():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(5, 4)).astype("float32")
+    embeddings = rng.normal(size=(4, 3)).astype("float32")  # E, per label
+    labels = np.eye(3, dtype="float32")[[0, 2, 1, 2, 0]]
+    logits = features @ embeddings
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    # The seed's loss: s_ij = embed(y_j)ᵀ embed(x_i), −log softmax_j at i.
+    scores = features @ (labels @ embeddings.T).T
+    log_softmax = scores - np.log(np.exp(scores).sum(1, keepdims=True))
+    expected = -np.mean(np.diag(log_softmax))
+    loss = MatchingLoss()
+    assert float(loss(labels, probabilities)) == pytest.approx(
+        expected, rel=1e-4
+    )
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored, MatchingLoss)
+
+    variable = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        value = loss(labels, tf.nn.softmax(variable))
+    gradient = tape.gradient(value, variable).numpy()
+    assert np.isfinite(float(value)) and np.isfinite(gradient).all()
+    assert np.abs(gradient).sum() > 0
+
+
+def test_matching_text_loss_trains_bias_free_logits():
+    config = _config(head="softmax", text_loss="matching")
+    model = build_multimodal_classifier(config)
+    assert not model.get_layer("logits").use_bias
+    loss, _ = output_losses(config)["probabilities"]
+    assert isinstance(loss, MatchingLoss)
+    model.compile(optimizer="adam", loss=loss, run_eagerly=True)
+    inputs = dummy_inputs(modality_specs(config), 6)
+    labels = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2]]
+    history = model.fit(inputs, labels, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_stack_logits_fuses_per_modality_logits():
+    config = _config(inputs=THREE, fusion="stack_logits", head="softmax")
+    model = build_multimodal_classifier(config)
+    for modality in ("image", "text", "text2"):
+        assert model.get_layer(f"{modality}_logits").units == 3
+    assert model.get_layer("logits").input.shape[-1] == 9
+    _, out = _run(model, config)
+    assert set(out) == {"probabilities"}
+    np.testing.assert_allclose(out["probabilities"].sum(1), 1.0, atol=1e-5)
+    model.compile(
+        optimizer="adam", loss="categorical_crossentropy", run_eagerly=True
+    )
+    inputs = dummy_inputs(modality_specs(config), 4)
+    history = model.fit(
+        inputs, np.eye(3, dtype="float32")[[0, 1, 2, 0]], epochs=1, verbose=0
+    ).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_serve_reconstruction_builds_the_decoder_without_training_it():
+    config = _config(serve_reconstruction=True)
+    assert output_names(config) == ("probabilities", "reconstruction")
+    loss, weight = output_losses(config)["reconstruction"]
+    assert weight == 0.0
+    model = build_multimodal_classifier(config)
+    _, out = _run(model, config)
+    assert out["reconstruction"].shape == (4, 16, 16, 3)
+    # Without an image modality there is nothing to reconstruct.
+    text_only = _config(serve_reconstruction=True, modalities="text")
+    assert output_names(text_only) == ("probabilities",)
+
+
+def test_output_losses_cover_every_output():
+    config = _config(
+        head="sigmoid",
+        num_targets=1,
+        target_mean=(3.0,),
+        target_std=(2.0,),
+        reconstruction_weight=0.5,
+        regression_weight=0.25,
+    )
+    losses = output_losses(config)
+    assert set(losses) == {"probabilities", "score", "reconstruction"}
+    assert isinstance(
+        losses["probabilities"][0], keras.losses.BinaryCrossentropy
+    )
+    assert losses["score"][1] == 0.25 and losses["reconstruction"][1] == 0.5
+    softmax = output_losses(_config(head="softmax"))["probabilities"][0]
+    assert isinstance(softmax, keras.losses.CategoricalCrossentropy)
+
+
+def test_round_trip_with_target_scale_and_matching(tmp_path):
+    config = _config(
+        fusion="stack_logits",
+        head="softmax",
+        text_loss="matching",
+        num_targets=1,
+        target_mean=(5.0,),
+        target_std=(2.0,),
+        serve_reconstruction=True,
+    )
+    model = build_multimodal_classifier(config)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    inputs = dummy_inputs(modality_specs(config), 3)
+    want, got = model(inputs), loaded(inputs)
+    assert set(got) == {"probabilities", "score", "reconstruction"}
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5, err_msg=key)

@@ -125,7 +125,8 @@ def test_reconstruction_targets_are_rescaled_images(setup):
     np.testing.assert_allclose(out["reconstruction"], 1.0)
     model = mmzoo.build(NAME, config=config)
     served = task.serve(model, prepared.preprocessor, _raw(prepared, 2))
-    assert set(served) == {"probabilities", "modality_weights"}
+    # Trained but not served (serve_reconstruction is False).
+    assert set(served) == {"probabilities", "label", "modality_weights"}
 
 
 def test_vocabulary_travels_as_asset(setup):
@@ -140,10 +141,17 @@ def test_served_equals_keras(setup, size):
     raw = _raw(prepared, size)
     served = {k: v.numpy() for k, v in serving(**raw).items()}
     want = _keras(model, prepared, raw)
-    assert set(served) == {"probabilities", "modality_weights"}
-    for key in served:
+    assert set(served) == {"probabilities", "label", "modality_weights"}
+    for key in ("probabilities", "modality_weights"):
         assert served[key].shape == (size, 3 if key == "probabilities" else 2)
         np.testing.assert_allclose(served[key], want[key], atol=1e-5)
+    # Multi-label (sigmoid): the names over 0.5 joined by "|".
+    names = prepared.config.label_names
+    expected = [
+        "|".join(n for n, p in zip(names, row) if p > 0.5)
+        for row in want["probabilities"]
+    ]
+    assert [v.decode() for v in served["label"]] == expected
 
 
 def test_empty_report_is_a_missing_modality(setup):
@@ -256,7 +264,9 @@ def test_too_few_examples_is_an_error(tmp_path):
 def test_evaluate_reports_auroc(setup):
     task, prepared, model, _, _ = setup
     metrics = task.evaluate(model, prepared, "val", 8)
+    # Keras metrics, and the multi-label metrics of the predictions.
     assert {"auroc", "binary_accuracy", "loss"} <= set(metrics)
+    assert {"micro_f1", "macro_f1", "map"} <= set(metrics)
     assert 0.0 <= metrics["auroc"] <= 1.0
 
 
@@ -290,8 +300,14 @@ def test_cli_train_on_image_report_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["model"] == NAME and summary["dataset"] == "image-report"
-    assert "auroc" in summary["metrics"]["test"]
+    assert {"auroc", "micro_f1", "macro_f1", "map"} <= set(
+        summary["metrics"]["test"]
+    )
     assert os.path.isfile(os.path.join(summary["export"], "saved_model.pb"))
+    # The per-label report of the test split is in the run folder.
+    (run_dir,) = os.listdir(tmp_path / "logs" / NAME)
+    report = tmp_path / "logs" / NAME / run_dir / "classification_report.txt"
+    assert "pneumonia" in report.read_text()
 
 
 def test_ablated_modality_is_not_a_served_input(tmp_path):
@@ -310,18 +326,3 @@ def test_ablated_modality_is_not_a_served_input(tmp_path):
     raw = _raw(prepared, 2)
     served = serving(image=raw["image"])
     assert served["probabilities"].shape == (2, 3)
-
-
-def test_prepared_data_serves_an_ablation_of_its_config(setup):
-    # The fusion cookbook's pattern: prepare once, train single-modality
-    # baselines from the same `prepared` (the left-out column is ignored).
-    task, prepared, _, _, _ = setup
-    for modality in ("image", "report"):
-        config = dataclasses.replace(prepared.config, modalities=(modality,))
-        variant = dataclasses.replace(
-            prepared,
-            config=config,
-            preprocessor=task.make_preprocessor(config, prepared.directory),
-        )
-        inputs, _ = next(iter(task.pipeline(variant, "train", 8, True)))
-        assert set(inputs) == {modality}
