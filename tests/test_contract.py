@@ -22,6 +22,10 @@ import mmzoo
 from mmzoo import registry
 from mmzoo.testing import check_model
 
+# Each test stands alone (tests/conftest.py): spread them over the
+# pytest-xdist workers.
+XDIST_SPREAD = True
+
 MODELS = mmzoo.list_models()
 
 
@@ -87,6 +91,7 @@ def jax_results(tmp_path_factory):
     return result["models"]
 
 
+@pytest.mark.xdist_group("jax-contract")  # one JAX process for all
 @pytest.mark.parametrize("name", MODELS)
 def test_build_forward_fit_on_jax_backend(name, jax_results):
     result = jax_results[name]
