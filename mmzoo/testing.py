@@ -18,8 +18,8 @@ task fits its preprocessing on them (the `dummy` dataset), and then:
 3. a `.keras` save and `safe_mode=True` reload gives equal outputs, every
    output compared;
 4. a SavedModel export answers raw values at batch 1 and 7 with the same
-   outputs as the Python-side serving function, for every signature;
-   a second export becomes version 2;
+   outputs as the Python-side serving function, for every signature
+   (export versioning is model-independent and tested with the CLI);
 5. `mmzoo verify` loads the export in a process that imports only
    TensorFlow (TF Serving's view) and replays the recorded examples.
 """
@@ -238,9 +238,6 @@ def check_model(name, directory, variant="tiny", seed=0, **overrides):
                 ),
                 where=f"{name} signature {key} at batch {size}",
             )
-    again = export_model(model, task, config, prepared.preprocessor, export_dir)
-    if not again.endswith(os.path.join(name, "2")):
-        raise AssertionError(f"{name}: second export went to {again}")
     report = verify(version)
     if not report.ok:
         raise AssertionError(f"{name}: verify failed\n{report.table()}")

@@ -22,10 +22,6 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-# Each test stands alone (tests/conftest.py): spread them over the
-# pytest-xdist workers.
-XDIST_SPREAD = True
-
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 600
 

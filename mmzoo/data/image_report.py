@@ -68,6 +68,38 @@ def _rows(path):
                 yield start, fields
 
 
+def open_index(data_dir, layout, columns):
+    """Opens `data_dir/index.csv` of a folder layout and reads its header.
+
+    Args:
+        data_dir: str or path-like. The dataset folder.
+        layout: str. The layout's name (`--dataset`), for errors.
+        columns: str. The expected header, for errors
+            (`"image,report,<label>,..."`).
+
+    Returns:
+        `(index path, header line, header names stripped, rows)` with
+        `rows` the iterator of `_rows` past the header.
+
+    Raises:
+        ValueError: when the file is missing or has no header row.
+    """
+    index = os.path.join(os.path.abspath(os.fspath(data_dir)), INDEX_FILE)
+    if not os.path.isfile(index):
+        raise ValueError(
+            f"{layout}: {index} not found; expected a folder with "
+            f"{INDEX_FILE} (header {columns})"
+        )
+    rows = _rows(index)
+    try:
+        line, header = next(rows)
+    except StopIteration:
+        raise ValueError(
+            f"{index}:1: empty file; expected a header row '{columns}'"
+        ) from None
+    return index, line, [name.strip() for name in header], rows
+
+
 def read_image_report(data_dir):
     """Reads an `image-report` folder (see the module docstring).
 
@@ -88,22 +120,9 @@ def read_image_report(data_dir):
     >>> data.labels.shape  # (num_examples, num_labels)
     """
     data_dir = os.path.abspath(os.fspath(data_dir))
-    index = os.path.join(data_dir, INDEX_FILE)
-    if not os.path.isfile(index):
-        raise ValueError(
-            f"image-report: {index} not found; expected a folder with "
-            f"{INDEX_FILE} (columns image, report, then one 0/1 column per "
-            "label)"
-        )
-    rows = _rows(index)
-    try:
-        line, header = next(rows)
-    except StopIteration:
-        raise ValueError(
-            f"{index}:1: empty file; expected a header row "
-            "'image,report,<label>,...'"
-        ) from None
-    header = [name.strip() for name in header]
+    index, line, header, rows = open_index(
+        data_dir, "image-report", "image,report,<label>,..."
+    )
     for column in (IMAGE_COLUMN, REPORT_COLUMN):
         if column not in header:
             raise ValueError(

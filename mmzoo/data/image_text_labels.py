@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from mmzoo.data.examples import LabeledExamples
-from mmzoo.data.image_report import _rows
+from mmzoo.data.image_report import open_index
 from mmzoo.data.splits import SPLITS
 
 INDEX_FILE = "index.csv"
@@ -73,22 +73,9 @@ def read_image_text_labels(data_dir):
     >>> examples.labels.shape  # (num_examples, num_classes)
     """
     data_dir = os.path.abspath(os.fspath(data_dir))
-    index = os.path.join(data_dir, INDEX_FILE)
-    if not os.path.isfile(index):
-        raise ValueError(
-            f"image-text-labels: {index} not found; expected a folder with "
-            f"{INDEX_FILE} (columns image, text, label, optional target and "
-            "split)"
-        )
-    rows = _rows(index)
-    try:
-        header_line, header = next(rows)
-    except StopIteration:
-        raise ValueError(
-            f"{index}:1: empty file; expected a header row "
-            "'image,text,label[,target][,split]'"
-        ) from None
-    header = [name.strip() for name in header]
+    index, header_line, header, rows = open_index(
+        data_dir, "image-text-labels", "image,text,label[,target][,split]"
+    )
     col = _check_header(index, header_line, header)
 
     paths, texts, names, targets, splits = [], [], [], [], []

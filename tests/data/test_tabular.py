@@ -318,7 +318,7 @@ def test_each_vocabulary_reads_its_own_file(tmp_path):
     # Named lookup tables took their shared name from the Asset's repr (a
     # memory address): a vocabulary created where a freed one had lived
     # answered with the freed one's table, every value OOV.
-    for i in range(60):
+    for i in range(30):
         path = tmp_path / f"v{i}.txt"
         path.write_text(f"[PAD]\n[OOV]\nword{i}\n")
         vocabulary = Vocabulary(str(path))

@@ -258,14 +258,12 @@ image = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
 report = rng.integers(0, 30, (4, 12)).astype("int32")
 report[1] = 0
 results = []
-# Two models cover early/late levels, a sequence and a gated fusion,
-# modality dropout, reconstruction and the BiLSTM (the contract harness
-# runs the registered default on JAX too).
+# What the JAX contract (the registered defaults of every model: cross-
+# attention, reconstruction, BERT, ViT) and the fusion layers' JAX test do
+# not cover: late fusion, modality dropout, reconstruction there, BiLSTM.
 for overrides in (
-    {"fusion": "cross_attention", "fusion_level": "early",
-     "reconstruction_weight": 0.5},
     {"fusion": "gmu", "fusion_level": "late", "modality_dropout": 0.3,
-     "text_encoder": "bilstm"},
+     "text_encoder": "bilstm", "reconstruction_weight": 0.5},
 ):
     config = mmzoo.get_config(
         "lstnet_diagnosis", "tiny", image_size=32, max_text_length=12,
@@ -309,4 +307,4 @@ def test_builds_and_fits_on_jax_backend():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"backend": "jax", "ok": [True] * 2}
+    assert result == {"backend": "jax", "ok": [True]}
