@@ -1,7 +1,8 @@
 """Every registered model builds, runs forward and fits one step under the
-JAX backend (STYLE.md §8: model code uses `keras.ops` only), in one JAX
-process for all models: its start-up (importing JAX, Keras and TensorFlow
-for tf.data) is paid once.
+JAX backend (STYLE.md §8: model code uses `keras.ops` only), plus a few
+configurations the registered defaults do not reach, in one JAX process
+for all: its start-up (importing JAX, Keras and TensorFlow for tf.data)
+is paid once.
 """
 
 import json
@@ -18,24 +19,41 @@ import mmzoo
 MODELS = mmzoo.list_models()
 
 
+# Every registered model as registered, plus configurations whose layers
+# the defaults do not reach: (case id, model, config overrides).
+CASES = [(name, name, {}) for name in MODELS] + [
+    (
+        "lstnet_diagnosis-late-gmu",
+        "lstnet_diagnosis",
+        {
+            "fusion": "gmu",
+            "fusion_level": "late",
+            "modality_dropout": 0.3,
+            "text_encoder": "bilstm",
+            "reconstruction_weight": 0.5,
+        },
+    ),
+]
+
 JAX_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     import keras, numpy as np
     from mmzoo.testing import prepare_model
-    directory, names = sys.argv[1], sys.argv[2:]
+    directory, cases = sys.argv[1], json.loads(sys.argv[2])
     results = {}
-    for name in names:
+    for case, name, overrides in cases:
         task, prepared, model, _ = prepare_model(
-            name, os.path.join(directory, name)
+            name, os.path.join(directory, case), **overrides
         )
         x, y = next(iter(task.pipeline(prepared, "train", 4, training=True)))
         to_np = lambda t: keras.tree.map_structure(lambda v: np.asarray(v), t)
         x, y = to_np(x), to_np(y)
-        out = keras.tree.flatten(model(x))[0]
+        outputs = keras.tree.flatten(model(x))
         history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
-        results[name] = {
-            "finite": bool(np.all(np.isfinite(np.asarray(out)))),
+        finite = [bool(np.isfinite(np.asarray(o)).all()) for o in outputs]
+        results[case] = {
+            "finite": all(finite),
             "loss": float(history.history["loss"][0]),
         }
     print(json.dumps({"backend": keras.backend.backend(), "models": results}))
@@ -50,7 +68,7 @@ def jax_results(tmp_path_factory):
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     directory = str(tmp_path_factory.mktemp("jax"))
     proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, directory, *MODELS],
+        [sys.executable, "-c", JAX_SCRIPT, directory, json.dumps(CASES)],
         capture_output=True,
         text=True,
         env=env,
@@ -62,7 +80,7 @@ def jax_results(tmp_path_factory):
     return result["models"]
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_build_forward_fit_on_jax_backend(name, jax_results):
-    result = jax_results[name]
+@pytest.mark.parametrize("case", [case for case, _, _ in CASES])
+def test_build_forward_fit_on_jax_backend(case, jax_results):
+    result = jax_results[case]
     assert result["finite"] and np.isfinite(result["loss"])
