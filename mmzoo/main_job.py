@@ -49,14 +49,16 @@ def run_main_job(export_dir="export", logdir="logs", seed=0, models=None):
             }
         )
     print()
+    width = max([len("model")] + [len(row["model"]) for row in rows])
     header = (
-        f"{'model':<20} {'dataset':<10} {'test metric':<22} {'verified':<9} "
+        f"{'model':<{width}} {'dataset':<10} {'test metric':<22} "
+        f"{'verified':<9} "
     )
     print(header + f"{'time':>7}  export")
     for row in rows:
         metric = f"{row['metric']}={row['value']:.4f}"
         print(
-            f"{row['model']:<20} {row['dataset']:<10} {metric:<22} "
+            f"{row['model']:<{width}} {row['dataset']:<10} {metric:<22} "
             f"{'yes' if row['verified'] else 'NO':<9} {row['seconds']:>6}s  "
             f"{row['export']}"
         )
