@@ -15,4 +15,3 @@ def shared_data():
     if not os.path.isdir(path):
         pytest.skip(f"shared data folder {path} not present")
     return path
-
