@@ -284,24 +284,19 @@ def write_synthetic_diagnosis(out_dir, num_examples=600, seed=0, image_size=64):
     _check_count("write_synthetic_diagnosis", "image_size", image_size, 16)
     facts = synthetic_diagnosis_facts(num_examples, seed)
     out_dir = os.fspath(out_dir)
-    image_dir = os.path.join(out_dir, "images")
-    os.makedirs(image_dir, exist_ok=True)
     rng = np.random.default_rng([seed, 2])
-    width = max(5, len(str(num_examples - 1)))
-    paths = []
-    for start in range(0, num_examples, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        pixels = _draw_chests(
+    names = _write_images(
+        out_dir,
+        num_examples,
+        lambda part: _draw_chests(
             facts["opacity_region"][part],
             facts["blunted_angle"][part],
             facts["enlarged_heart"][part],
             image_size,
             rng,
-        )
-        for offset, image in enumerate(pixels):
-            path = os.path.join(image_dir, f"{start + offset:0{width}d}.png")
-            _write_png(path, image[:, :, None])
-            paths.append(path)
+        )[..., None],
+    )
+    paths = [os.path.join(out_dir, name) for name in names]
     write_image_report(
         out_dir,
         ImageReportData(
@@ -684,32 +679,27 @@ def write_synthetic_shapes_reference(
     _check_count(where, "image_size", image_size, 16)
     facts = synthetic_reference_facts(num_examples, seed)
     out_dir = os.fspath(out_dir)
-    image_dir = os.path.join(out_dir, "images")
-    os.makedirs(image_dir, exist_ok=True)
     rng = np.random.default_rng([seed, 2])
-    width = max(5, len(str(num_examples - 1)))
-    rows = []
-    for start in range(0, num_examples, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        pixels = _draw_pairs(
+    names = _write_images(
+        out_dir,
+        num_examples,
+        lambda part: _draw_pairs(
             facts["kind"][part],
             facts["colour"][part],
             facts["size"][part],
             image_size,
             rng,
-        )
-        for offset, image in enumerate(pixels):
-            i = start + offset
-            name = f"images/{i:0{width}d}.png"
-            _write_png(os.path.join(out_dir, name), image)
-            rows.append(
-                {
-                    "image": name,
-                    "text": facts["texts"][i],
-                    "label": facts["labels"][i],
-                    "target": round(float(facts["targets"][i]), 4),
-                }
-            )
+        ),
+    )
+    rows = [
+        {
+            "image": name,
+            "text": facts["texts"][i],
+            "label": facts["labels"][i],
+            "target": round(float(facts["targets"][i]), 4),
+        }
+        for i, name in enumerate(names)
+    ]
     write_image_text_labels(out_dir, rows)
     return out_dir
 
@@ -717,6 +707,30 @@ def write_synthetic_shapes_reference(
 # --------------------------------------------------------------------------
 # Helpers.
 # --------------------------------------------------------------------------
+
+
+def _write_images(out_dir, num_examples, draw):
+    """Draws `num_examples` images in vectorized chunks and writes them as
+    `out_dir/images/<index>.png`.
+
+    Args:
+        out_dir: str. Dataset folder.
+        num_examples: int. Images to write.
+        draw: callable `(slice) -> uint8 [n, S, S, C]`, the images of the
+            examples in the slice, called in order.
+
+    Returns:
+        list of str. The file names relative to `out_dir`, in order.
+    """
+    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    width = max(5, len(str(num_examples - 1)))
+    names = []
+    for start in range(0, num_examples, _CHUNK):
+        for offset, image in enumerate(draw(slice(start, start + _CHUNK))):
+            name = f"images/{start + offset:0{width}d}.png"
+            _write_png(os.path.join(out_dir, name), image)
+            names.append(name)
+    return names
 
 
 def _write_png(path, pixels):
