@@ -48,15 +48,6 @@ DROPOUT_FUSION = "cross_attention"
 MARGIN = 0.05
 
 
-def _variant(task, prepared, **overrides):
-    config = dataclasses.replace(prepared.config, **overrides)
-    return dataclasses.replace(
-        prepared,
-        config=config,
-        preprocessor=task.make_preprocessor(config, prepared.directory),
-    )
-
-
 def _fit(task, prepared, seed):
     keras.utils.set_random_seed(seed)
     model = mmzoo.build(NAME, config=prepared.config)
@@ -102,18 +93,17 @@ def results(tmp_path_factory):
         )
         row = {"seed": seed}
         for modality in ("image", "report"):
-            variant = _variant(task, prepared, modalities=(modality,))
+            variant = task.with_overrides(prepared, modalities=(modality,))
             model = _fit(task, variant, seed)
             row[modality] = _auroc(task, model, variant)
         for fusion in FUSIONS:
-            variant = _variant(task, prepared, fusion=fusion)
+            variant = task.with_overrides(prepared, fusion=fusion)
             model = _fit(task, variant, seed)
             row[fusion] = _auroc(task, model, variant)
             if fusion in ("concat", DROPOUT_FUSION):
                 row[f"{fusion}/half"] = _auroc(task, model, variant, 0.5)
                 row[f"{fusion}/none"] = _auroc(task, model, variant, 1.0)
-        variant = _variant(
-            task,
+        variant = task.with_overrides(
             prepared,
             fusion=DROPOUT_FUSION,
             modality_dropout=MODALITY_DROPOUT,

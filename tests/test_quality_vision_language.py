@@ -30,7 +30,6 @@ Run (about 8 minutes on 2 CPU cores; prints the figures):
     .venv/bin/python -m pytest tests/test_quality_vision_language.py -m slow -s
 """
 
-import dataclasses
 import time
 
 import keras
@@ -54,15 +53,6 @@ MT_OVERRIDES = {}
 MARGIN = 0.15
 MIN_PEARSON = 0.8
 ACCURACY_TOLERANCE = 0.02
-
-
-def _variant(task, prepared, **overrides):
-    config = dataclasses.replace(prepared.config, **overrides)
-    return dataclasses.replace(
-        prepared,
-        config=config,
-        preprocessor=task.make_preprocessor(config, prepared.directory),
-    )
 
 
 def _fit_and_evaluate(task, prepared, name):
@@ -100,7 +90,7 @@ def vision_language(tmp_path_factory):
     )
     results = {"fused": _fit_and_evaluate(task, prepared, VL)}
     for modality in ("image", "text"):
-        variant = _variant(task, prepared, modalities=(modality,))
+        variant = task.with_overrides(prepared, modalities=(modality,))
         results[modality] = _fit_and_evaluate(task, variant, VL)
     keys = ("macro_f1", "accuracy", "pearson", "mae")
     print(
@@ -125,7 +115,7 @@ def multitask(tmp_path_factory):
     )
     results = {}
     for alpha in (0.0, 1.0):
-        variant = _variant(task, prepared, reconstruction_weight=alpha)
+        variant = task.with_overrides(prepared, reconstruction_weight=alpha)
         results[alpha] = _fit_and_evaluate(task, variant, MT)
     keys = ("reconstruction_mse", "accuracy", "macro_f1")
     print(

@@ -249,6 +249,21 @@ class ClassificationTask(Task):
         preprocessor.serving_options = serving_options(config)
         return preprocessor
 
+    def with_overrides(self, prepared, **overrides):
+        """`prepared` for its config with `overrides` (e.g. an ablation
+        `modalities=("image",)` or another `fusion`): the same examples and
+        fitted assets, the preprocessor of the new config's inputs.
+
+        Example:
+        >>> image_only = task.with_overrides(prepared, modalities=("image",))
+        """
+        config = dataclasses.replace(prepared.config, **overrides)
+        return dataclasses.replace(
+            prepared,
+            config=config,
+            preprocessor=self.make_preprocessor(config, prepared.directory),
+        )
+
     def targets(self, config):
         """`(inputs, labels) -> targets` matching the model's outputs (the
         labels alone for the single output `probabilities`).

@@ -326,3 +326,15 @@ def test_ablated_modality_is_not_a_served_input(tmp_path):
     raw = _raw(prepared, 2)
     served = serving(image=raw["image"])
     assert served["probabilities"].shape == (2, 3)
+
+
+def test_with_overrides_gives_an_ablation_of_a_prepared_dataset(tmp_path):
+    task = _task(examples=40)
+    config = mmzoo.get_config(NAME, "tiny", image_size=SIZE)
+    prepared = task.prepare(config, "synthetic", None, str(tmp_path), 0)
+    image_only = task.with_overrides(prepared, modalities=("image",))
+    assert image_only.config.modalities == ("image",)
+    assert image_only.examples is prepared.examples
+    assert prepared.config.modalities == ("image", "report")
+    x, _ = next(iter(task.pipeline(image_only, "train", 4)))
+    assert set(x) == {"image"}
