@@ -7,7 +7,6 @@ selection, allocator growth). The records are real examples of the
 training data; `mmzoo verify` replays them too and checks the outputs.
 """
 
-import logging
 import os
 
 import numpy as np
@@ -18,8 +17,6 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 # TF Serving reads at most this many records (servables/tensorflow/
 # saved_model_warmup_util: kMaxNumRecords).
 MAX_RECORDS = 1000
-
-logger = logging.getLogger(__name__)
 
 
 def _batches(examples, batch_sizes):
@@ -91,22 +88,23 @@ def write_warmup_requests(
         batch_sizes: sequence of int or None. See `warmup_records`.
 
     Returns:
-        The path of the file, or None when `tensorflow-serving-api` is not
-        installed (a warning is logged and no file is written).
+        The path of the file.
+
+    Raises:
+        ImportError: `tensorflow-serving-api` (a dependency) is missing.
     """
     try:
         records = warmup_records(
             model_name, examples, signature_names, batch_sizes
         )
     except ImportError as error:
-        logger.warning(
-            "no TF Serving warmup requests written for %s: "
-            "tensorflow-serving-api is not installed (%s); install it with "
-            "`pip install --no-deps tensorflow-serving-api`",
-            model_name,
-            error,
-        )
-        return None
+        # A dependency of mmzoo: without it the export would silently lack
+        # its warmup file, and TF Serving's first requests would be slow.
+        raise ImportError(
+            f"cannot write the TF Serving warmup requests of {model_name}: "
+            f"tensorflow-serving-api is not importable ({error}); it is a "
+            "dependency of mmzoo, reinstall with `pip install mmzoo`"
+        ) from error
     import tensorflow as tf
 
     extra = os.path.join(version_dir, "assets.extra")

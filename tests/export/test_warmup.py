@@ -5,7 +5,6 @@ The warmup file must be what TF Serving reads at load time: a TFRecord of
 through the export's signature (the server fails the load otherwise).
 """
 
-import logging
 import os
 import re
 import sys
@@ -105,13 +104,14 @@ def test_write_and_read_round_trip(tmp_path):
     assert inputs["image"][0] == b"\xff\xd8\xff\x00"
 
 
-def test_without_tensorflow_serving_api_warns_and_skips(
-    tmp_path, monkeypatch, caplog
+def test_without_tensorflow_serving_api_the_export_fails_loudly(
+    tmp_path, monkeypatch
 ):
+    # A plain `pip install` brings it; a broken environment must not give
+    # an export that silently lacks its warmup file.
     monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
-    with caplog.at_level(logging.WARNING, logger="mmzoo.export.warmup"):
-        assert write_warmup_requests(str(tmp_path), "m", EXAMPLES) is None
-    assert "tensorflow-serving-api is not installed" in caplog.text
+    with pytest.raises(ImportError, match="tensorflow-serving-api"):
+        write_warmup_requests(str(tmp_path), "m", EXAMPLES)
     assert not os.path.exists(tmp_path / "assets.extra" / WARMUP_FILE)
 
 
