@@ -67,3 +67,18 @@ def make_optimizer(config):
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(config.learning_rate, momentum=0.9, **clip)
     return keras.optimizers.Adam(config.learning_rate, **clip)
+
+
+def compile_model(model, config, **compile_kwargs):
+    """`model.compile(**compile_kwargs)` with the config's optimizer, built
+    on the model's trainable variables at once.
+
+    Keras' TensorFlow trainer otherwise creates the optimizer's slot
+    variables inside the first trace of the train step, and `tf.function`
+    then traces the step a second time, without variable creation: on a
+    tiny model the first `fit` step is mostly tracing, so building first
+    halves it (the tiny captioner's one-epoch `fit`: 22.6 s -> 11.4 s).
+    Compile again after changing which layers are trainable.
+    """
+    model.compile(optimizer=make_optimizer(config), **compile_kwargs)
+    model.optimizer.build(model.trainable_variables)

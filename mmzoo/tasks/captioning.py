@@ -30,7 +30,7 @@ from mmzoo.heads import generation
 from mmzoo.metrics.captioning import caption_metrics
 from mmzoo.specs import TextSpec, dummy_raw_inputs
 from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
-from mmzoo.training_config import make_optimizer
+from mmzoo.training_config import compile_model
 
 IMAGE = generation.IMAGE_INPUT
 # Images of the `dummy` dataset: 8/1/1 after the 80/10/10 split.
@@ -168,8 +168,9 @@ class CaptioningTask(Task):
     # --------------------------------------------------------- training --
 
     def compile(self, model, config):
-        model.compile(
-            optimizer=make_optimizer(config),
+        compile_model(
+            model,
+            config,
             loss=keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=generation.PAD_ID
             ),

@@ -60,7 +60,7 @@ from mmzoo.heads.classification import (
 )
 from mmzoo.metrics import classification as metrics_lib
 from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
-from mmzoo.training_config import make_optimizer
+from mmzoo.training_config import compile_model
 
 SYNTHETIC_EXAMPLES = 2000
 # The synthetic generator of models that name none.
@@ -343,19 +343,20 @@ class ClassificationTask(Task):
         """Compiles with Adam (the config's training settings), the losses
         and weights of `output_losses(config)` and the metrics of
         `probabilities`."""
-        optimizer = make_optimizer(config)
         losses = output_losses(config)
         if output_names(config) == (PROBABILITIES,):
             loss, weight = losses[PROBABILITIES]
-            model.compile(
-                optimizer=optimizer,
+            compile_model(
+                model,
+                config,
                 loss=loss,
                 loss_weights=[weight],
                 metrics=self._metrics(config),
             )
             return
-        model.compile(
-            optimizer=optimizer,
+        compile_model(
+            model,
+            config,
             loss={name: loss for name, (loss, _) in losses.items()},
             loss_weights={name: weight for name, (_, weight) in losses.items()},
             metrics={PROBABILITIES: self._metrics(config)},

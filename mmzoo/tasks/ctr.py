@@ -9,7 +9,7 @@ from mmzoo.data import ctr, tabular
 from mmzoo.metrics.ctr import example_logloss
 from mmzoo.specs import FeatureSpec
 from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
-from mmzoo.training_config import make_optimizer
+from mmzoo.training_config import compile_model
 
 DUMMY_EXAMPLES = 64
 
@@ -48,8 +48,9 @@ class CTRTask(Task):
 
     def compile(self, model, config):
         if config.task == "binary":
-            model.compile(
-                optimizer=make_optimizer(config),
+            compile_model(
+                model,
+                config,
                 loss=keras.losses.BinaryCrossentropy(),
                 metrics=[
                     keras.metrics.AUC(name="auc"),
@@ -59,8 +60,9 @@ class CTRTask(Task):
                 ],
             )
         else:
-            model.compile(
-                optimizer=make_optimizer(config),
+            compile_model(
+                model,
+                config,
                 loss="mse",
                 metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             )
