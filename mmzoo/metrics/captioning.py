@@ -12,8 +12,10 @@ is the tokenizer used by the captioning task (lowercase, punctuation
 removed), which stands in for COCO's PTB tokenizer.
 """
 
+import atexit
 import collections
 import math
+import threading
 
 import numpy as np
 
@@ -148,20 +150,49 @@ def cider_d(hypotheses, references, n=4, sigma=6.0):
     return float(np.mean(scores))
 
 
+_meteor_lock = threading.Lock()
+_meteor_scorer = None
+
+
+def _close_meteor(scorer):
+    scorer.meteor_p.stdin.close()
+    scorer.meteor_p.kill()
+    scorer.meteor_p.wait()
+
+
+def _meteor_process():
+    """The process's one METEOR scorer (a Java process), started on first
+    use and kept: starting it loads METEOR's paraphrase tables, about 11 s
+    and 1.2 GB resident, which every evaluation (val, then test, ...) would
+    otherwise pay again. Closed when Python exits."""
+    global _meteor_scorer
+    with _meteor_lock:
+        if _meteor_scorer is None or _meteor_scorer.meteor_p.poll() is not None:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            _meteor_scorer = Meteor()
+            atexit.register(_close_meteor, _meteor_scorer)
+        return _meteor_scorer
+
+
 def meteor(hypotheses, references):
     """METEOR via `pycocoevalcap` (needs Java); None when unavailable."""
+    global _meteor_scorer
     try:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        scorer = Meteor()
+        scorer = _meteor_process()
     except Exception:  # no pycocoevalcap, or no Java to run its jar
         return None
     gts = {i: [" ".join(r) for r in refs] for i, refs in enumerate(references)}
     res = {i: [" ".join(h)] for i, h in enumerate(hypotheses)}
     try:
         score, _ = scorer.compute_score(gts, res)
-    finally:
-        del scorer
+    except Exception:
+        # A dead or confused Java process: the next call starts a new one.
+        with _meteor_lock:
+            if _meteor_scorer is scorer:
+                _meteor_scorer = None
+        _close_meteor(scorer)
+        raise
     return float(score)
 
 

@@ -1,4 +1,5 @@
 import random
+import shutil
 
 import pytest
 
@@ -61,3 +62,19 @@ def test_perfect_and_empty_captions():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="2 hypotheses for 1"):
         captioning.caption_metrics([["a"], ["b"]], [[["a"]]])
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
+def test_meteor_scores_with_one_java_process_per_python_process():
+    refs = [[["a", "red", "ball", "on", "grass"]], [["two", "dogs"]]]
+    exact = captioning.meteor([r[0] for r in refs], refs)
+    worse = captioning.meteor([["a", "ball"], ["two", "cats"]], refs)
+    assert exact > 0.9 and 0.0 < worse < exact
+    first = captioning._meteor_process()
+    captioning.meteor([["a", "ball"], ["two", "dogs"]], refs)
+    assert captioning._meteor_process() is first  # started once, reused
+    # A Java process that died is replaced, not written to.
+    first.meteor_p.kill()
+    first.meteor_p.wait()
+    assert captioning.meteor([r[0] for r in refs], refs) == exact
+    assert captioning._meteor_process() is not first
