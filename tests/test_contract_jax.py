@@ -6,15 +6,13 @@ is paid once.
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 import mmzoo
+from tests.jax_backend import run_on_jax
 
 MODELS = mmzoo.list_models()
 
@@ -49,7 +47,7 @@ JAX_SCRIPT = textwrap.dedent(
         x, y = next(iter(task.pipeline(prepared, "train", 4, training=True)))
         to_np = lambda t: keras.tree.map_structure(lambda v: np.asarray(v), t)
         x, y = to_np(x), to_np(y)
-        outputs = keras.tree.flatten(model(x))
+        outputs = keras.tree.flatten(model.predict_on_batch(x))
         history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
         finite = [bool(np.isfinite(np.asarray(o)).all()) for o in outputs]
         results[case] = {
@@ -65,17 +63,9 @@ JAX_SCRIPT = textwrap.dedent(
 def jax_results(tmp_path_factory):
     # One JAX process for every model: its start-up (importing JAX, Keras
     # and TensorFlow for tf.data) is paid once.
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     directory = str(tmp_path_factory.mktemp("jax"))
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, directory, json.dumps(CASES)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    stdout = run_on_jax(JAX_SCRIPT, directory, json.dumps(CASES), timeout=1200)
+    result = json.loads(stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
     return result["models"]
 

@@ -1,9 +1,8 @@
 """The preset and BERT encoders build and run on the JAX backend."""
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from tests.jax_backend import run_on_jax
 
 SCRIPT = textwrap.dedent(
     """
@@ -31,21 +30,4 @@ SCRIPT = textwrap.dedent(
 
 
 def test_vit_preset_and_bert_encoders_run_on_jax(vit_preset, bert_preset):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": root,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, vit_preset, bert_preset],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax ok" in result.stdout
+    assert "jax ok" in run_on_jax(SCRIPT, vit_preset, bert_preset)

@@ -1,9 +1,6 @@
 """Contract tests run on every fusion method, plus fusion.py specifics."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -20,6 +17,7 @@ from mmzoo.layers import (
     LowRankFusion,
     get_fusion,
 )
+from tests.jax_backend import run_on_jax
 
 BATCH = 4
 KWARGS = {
@@ -297,29 +295,8 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 def test_every_layer_runs_on_jax():
-    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": root,
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            JAX_SCRIPT,
-            json.dumps(KWARGS),
-            json.dumps(WIDTHS),
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "JAX_OK" in result.stdout
+    stdout = run_on_jax(JAX_SCRIPT, json.dumps(KWARGS), json.dumps(WIDTHS))
+    assert "JAX_OK" in stdout
 
 
 def test_get_fusion_passes_the_layer_name_through():

@@ -3,8 +3,6 @@
 
 import itertools
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -14,6 +12,7 @@ import tensorflow as tf
 
 from mmzoo.heads import generation as decode
 from mmzoo.models import vit_lstm_captioner as captioner
+from tests.jax_backend import run_on_jax
 
 SIZE = 32
 VOCAB = 20
@@ -303,17 +302,4 @@ def test_jax_backend_build_forward_and_decode():
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, env.get("PYTHONPATH")) if p
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("ok")
+    assert run_on_jax(script).strip().endswith("ok")
