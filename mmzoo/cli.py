@@ -82,11 +82,11 @@ def _cmd_export(args):
 
 
 def _cmd_verify(args):
-    from mmzoo.export.verify import verify
+    from mmzoo.export.verify import verify_exports
 
-    report = verify(args.dir)
-    print(report.table())
-    return 0 if report.ok else 1
+    reports = verify_exports(args.dirs)
+    print("\n\n".join(report.table() for report in reports))
+    return 0 if all(report.ok for report in reports) else 1
 
 
 def _cmd_main(args):
@@ -151,7 +151,12 @@ def build_parser():
     verify = sub.add_parser(
         "verify", help="check an export as TF Serving would load it"
     )
-    verify.add_argument("dir")
+    verify.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="export version folders (one process checks them all)",
+    )
     verify.set_defaults(func=_cmd_verify)
 
     main_job = sub.add_parser(

@@ -3,7 +3,7 @@
 This file must import nothing but the standard library, NumPy and
 TensorFlow (+ TF Text, which TF Serving links): it runs in a fresh process
 so that ops registered by keras-hub or mmzoo cannot hide a missing one.
-Prints one JSON report on stdout.
+Prints a JSON list of reports, one per export path, on stdout.
 """
 
 import json
@@ -282,7 +282,8 @@ def _replay_warmup(path, loaded, recorded, report):
                 )
 
 
-def main(path):
+def verify_one(path):
+    """The report (a JSON-able dict) of the export at `path`."""
     report = {
         "path": path,
         "errors": [],
@@ -294,16 +295,24 @@ def main(path):
         _check(path, report)
     except Exception as error:  # the report says it
         report["errors"].append(f"verification stopped: {_first_line(error)}")
-    report["modules"] = sorted(
+    return report
+
+
+def main(paths):
+    """Prints a JSON list with one report per export path."""
+    reports = [verify_one(path) for path in paths]
+    modules = sorted(
         m
         for m in sys.modules
         if m.split(".")[0] in ("keras_hub", "keras_nlp", "mmzoo")
     )
-    if report["modules"]:
-        report["errors"].append(
-            f"verification process imported {report['modules'][:3]}"
-        )
-    print(json.dumps(report))
+    for report in reports:
+        report["modules"] = modules
+        if modules:
+            report["errors"].append(
+                f"verification process imported {modules[:3]}"
+            )
+    print(json.dumps(reports))
 
 
 def _check(path, report):
@@ -355,4 +364,4 @@ def _check(path, report):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

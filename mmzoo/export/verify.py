@@ -10,6 +10,9 @@ import numpy as np
 
 from mmzoo.export import _verify_worker
 
+# Run as a script, so that it imports nothing of mmzoo or keras-hub.
+_WORKER = _verify_worker.__file__
+
 
 @dataclasses.dataclass
 class VerifyReport:
@@ -118,35 +121,63 @@ def verify(path, raise_on_error=False):
     (a leading slice of) the recorded examples. A missing warmup file is a
     warning, not an error.
 
+    Args:
+        path: str. A version folder (`<export_dir>/<model>/<version>`).
+        raise_on_error: bool. Raise `RuntimeError` with the report's table
+            when a check fails.
+
     Returns:
         `VerifyReport`.
     """
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        report = VerifyReport(path, [f"no saved_model.pb in {path}"], {}, 0, {})
-    else:
+    return verify_exports([path], raise_on_error)[0]
+
+
+def verify_exports(paths, raise_on_error=False):
+    """`verify` for several exports in one fresh process: its start
+    (importing TensorFlow, seconds) is paid once, not per export.
+
+    Returns:
+        list of `VerifyReport`, in the order of `paths`.
+    """
+    paths = [os.fspath(p) for p in paths]
+    loadable = [
+        p for p in paths if os.path.isfile(os.path.join(p, "saved_model.pb"))
+    ]
+    raw = {}
+    if loadable:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.run(
-            [sys.executable, _verify_worker.__file__, path],
+            [sys.executable, _WORKER, *loadable],
             capture_output=True,
             text=True,
             env=env,
         )
         try:
-            raw = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            raw = {
-                "errors": [
-                    f"verification process failed (exit {proc.returncode}): "
-                    + proc.stderr.strip()[-2000:]
-                ]
-            }
-        report = VerifyReport(
-            path,
-            raw.get("errors", []),
-            raw.get("signatures", {}),
-            raw.get("examples", 0),
-            raw,
-        )
-    if raise_on_error and not report.ok:
-        raise RuntimeError(report.table())
-    return report
+            reports = json.loads(proc.stdout.strip().splitlines()[-1])
+            raw = {r["path"]: r for r in reports}
+        except (IndexError, json.JSONDecodeError, KeyError, TypeError):
+            failure = (
+                f"verification process failed (exit {proc.returncode}): "
+                + proc.stderr.strip()[-2000:]
+            )
+            raw = {p: {"errors": [failure]} for p in loadable}
+    results = []
+    for path in paths:
+        if path not in raw:
+            report = VerifyReport(
+                path, [f"no saved_model.pb in {path}"], {}, 0, {}
+            )
+        else:
+            found = raw[path]
+            report = VerifyReport(
+                path,
+                found.get("errors", []),
+                found.get("signatures", {}),
+                found.get("examples", 0),
+                found,
+            )
+        results.append(report)
+    failed = [r for r in results if not r.ok]
+    if raise_on_error and failed:
+        raise RuntimeError("\n\n".join(r.table() for r in failed))
+    return results

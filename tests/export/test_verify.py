@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmzoo.export.verify import verify, write_examples
+from mmzoo.export.verify import verify, verify_exports, write_examples
 from mmzoo.export.warmup import WARMUP_FILE, write_warmup_requests
 
 SPEC = tf.TensorSpec([None], tf.float32, name="x")
@@ -75,8 +75,72 @@ def _errors(report):
     return "\n".join(report.errors)
 
 
-def test_clean_export_passes_and_replays_warmup(tmp_path):
-    report = verify(_save(Doubler(), tmp_path / "1"))
+def _unregistered_op(path):
+    """Renames every Mul in the export's functions to an op nobody has."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = os.path.join(path, "saved_model.pb")
+    proto = saved_model_pb2.SavedModel.FromString(open(pb, "rb").read())
+    renamed = 0
+    for function in proto.meta_graphs[0].graph_def.library.function:
+        for node in function.node_def:
+            if node.op == "Mul":
+                node.op = "MmzooCustomMul"
+                renamed += 1
+    assert renamed
+    with open(pb, "wb") as f:
+        f.write(proto.SerializeToString())
+
+
+def _corrupt_warmup(path):
+    with open(os.path.join(path, "assets.extra", WARMUP_FILE), "wb") as f:
+        f.write(b"not a tfrecord file")
+
+
+# Each case: (module, _save options, what is done to the export after).
+CASES = {
+    "clean": (Doubler, {}, None),
+    "reads_file": (ReadsFile, {}, None),
+    "prints": (Prints, {}, None),
+    "xla": (Compiled, {}, None),
+    "unregistered_op": (Doubler, {}, _unregistered_op),
+    # The recorded examples are fine (log of positives); a warmup request
+    # with x = 0 gives -inf.
+    "non_finite_warmup": (
+        Logs,
+        {"warmup": False},
+        lambda p: write_warmup_requests(
+            p, "toy", {"x": np.zeros(2, np.float32)}
+        ),
+    ),
+    "differs": (Doubler, {"outputs": {"y": 2.0 * X + 1.0}}, None),
+    "unknown_input": (
+        Doubler,
+        {"warmup": False},
+        lambda p: write_warmup_requests(p, "toy", {"z": X}),
+    ),
+    "corrupt_warmup": (Doubler, {"warmup": False}, _corrupt_warmup),
+    "no_warmup": (Doubler, {"warmup": False}, None),
+}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Every case's export, verified by one fresh process (`verify_exports`;
+    a process per export would cost its TensorFlow import each time)."""
+    paths = {}
+    for case, (module, options, then) in CASES.items():
+        path = _save(module(), tmp_path_factory.mktemp(case) / "1", **options)
+        if then:
+            then(path)
+        paths[case] = path
+    verified = verify_exports(list(paths.values()))
+    assert [r.path for r in verified] == list(paths.values())
+    return dict(zip(paths, verified))
+
+
+def test_clean_export_passes_and_replays_warmup(reports):
+    report = reports["clean"]
     assert report.ok, report.table()
     assert report.examples == 3
     assert report.details["warmup_requests"] == 2  # batch 1 and 3
@@ -86,22 +150,26 @@ def test_clean_export_passes_and_replays_warmup(tmp_path):
     }
 
 
-def test_read_file_op_fails(tmp_path):
-    report = verify(_save(ReadsFile(), tmp_path / "1"))
+@pytest.mark.parametrize(
+    "case, error",
+    [
+        ("reads_file", "forbidden op ReadFile"),
+        ("prints", "forbidden op PrintV2"),
+        ("xla", "XLA-compiled function"),
+        ("unregistered_op", "op MmzooCustomMul"),
+        ("unregistered_op", "not registered"),
+        ("non_finite_warmup", "output y not finite"),
+        ("differs", "differs from the recorded Keras output"),
+        ("unknown_input", "do not match the signature"),
+        ("corrupt_warmup", WARMUP_FILE),
+    ],
+)
+def test_bad_export_fails_naming_the_problem(reports, case, error):
+    report = reports[case]
     assert not report.ok
-    assert "forbidden op ReadFile" in _errors(report)
-
-
-def test_print_op_fails(tmp_path):
-    report = verify(_save(Prints(), tmp_path / "1"))
-    assert not report.ok
-    assert "forbidden op PrintV2" in _errors(report)
-
-
-def test_xla_compiled_function_fails(tmp_path):
-    report = verify(_save(Compiled(), tmp_path / "1"))
-    assert not report.ok
-    assert "XLA-compiled function" in _errors(report)
+    assert error in _errors(report)
+    # One export's failure is its own: the other reports do not carry it.
+    assert error not in _errors(reports["clean"])
 
 
 def test_missing_saved_model_pb_fails(tmp_path):
@@ -114,84 +182,26 @@ def test_missing_saved_model_pb_fails(tmp_path):
         verify(path, raise_on_error=True)
 
 
-def test_unregistered_op_fails_with_a_report(tmp_path):
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    path = _save(Doubler(), tmp_path / "1")
-    pb = os.path.join(path, "saved_model.pb")
-    proto = saved_model_pb2.SavedModel.FromString(open(pb, "rb").read())
-    renamed = 0
-    for function in proto.meta_graphs[0].graph_def.library.function:
-        for node in function.node_def:
-            if node.op == "Mul":
-                node.op = "MmzooCustomMul"
-                renamed += 1
-    assert renamed
-    with open(pb, "wb") as f:
-        f.write(proto.SerializeToString())
-    report = verify(path)
-    assert not report.ok
-    assert "op MmzooCustomMul" in _errors(report)
-    assert "not registered" in _errors(report)
-
-
-def test_non_finite_warmup_output_fails(tmp_path):
-    module = Logs()
-    # The recorded examples are fine (log of positives); a warmup request
-    # with x = 0 gives -inf.
-    path = _save(module, tmp_path / "1", warmup=False)
-    write_warmup_requests(path, "toy", {"x": np.zeros(2, np.float32)})
-    report = verify(path)
-    assert not report.ok
-    assert "output y not finite" in _errors(report)
-
-
-def test_warmup_output_differing_from_recorded_fails(tmp_path):
-    wrong = {"y": 2.0 * X + 1.0}
-    report = verify(_save(Doubler(), tmp_path / "1", outputs=wrong))
-    assert not report.ok
-    assert "differs from the recorded Keras output" in _errors(report)
-
-
-def test_warmup_with_unknown_input_fails(tmp_path):
-    path = _save(Doubler(), tmp_path / "1", warmup=False)
-    write_warmup_requests(path, "toy", {"z": X})
-    report = verify(path)
-    assert not report.ok
-    assert "do not match the signature" in _errors(report)
-
-
-def test_corrupt_warmup_file_fails(tmp_path):
-    path = _save(Doubler(), tmp_path / "1", warmup=False)
-    with open(os.path.join(path, "assets.extra", WARMUP_FILE), "wb") as f:
-        f.write(b"not a tfrecord file")
-    report = verify(path)
-    assert not report.ok
-    assert WARMUP_FILE in _errors(report)
-
-
-def test_missing_warmup_is_a_warning(tmp_path):
-    report = verify(_save(Doubler(), tmp_path / "1", warmup=False))
+def test_missing_warmup_is_a_warning(reports):
+    report = reports["no_warmup"]
     assert report.ok, report.table()
     assert "warning: no assets.extra/tf_serving_warmup_requests" in (
         report.table()
     )
 
 
-@pytest.mark.parametrize("module", [ReadsFile, Doubler])
-def test_cli_exit_status(module, tmp_path):
-    path = _save(module(), tmp_path / "1")
+def test_cli_checks_every_export_and_fails_if_one_fails(reports):
+    good, bad = reports["clean"].path, reports["reads_file"].path
     proc = subprocess.run(
-        [sys.executable, "-m", "mmzoo.cli", "verify", path],
+        [sys.executable, "-m", "mmzoo.cli", "verify", good, bad],
         capture_output=True,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         timeout=300,
     )
-    if module is Doubler:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout.strip().endswith("OK")
-    else:
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert "FAILED:" in proc.stdout
-        assert "forbidden op ReadFile" in proc.stdout
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"export: {good}" in proc.stdout
+    assert f"export: {bad}" in proc.stdout
+    assert proc.stdout.count("\nOK") == 1
+    assert "FAILED:" in proc.stdout
+    assert "forbidden op ReadFile" in proc.stdout
