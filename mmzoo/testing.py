@@ -33,6 +33,7 @@ import numpy as np
 from mmzoo import registry
 from mmzoo.specs import dummy_raw_inputs
 from mmzoo.tasks.base import DUMMY_DATASET
+from mmzoo.training_config import build_for_data
 
 SERVING_BATCH_SIZES = (1, 7)
 
@@ -102,9 +103,9 @@ def prepare_model(
                 task.pipeline(prepared, "train", fit_batch_size, training=True)
             )
         )
-        history = model.fit(
-            tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0
-        )
+        dataset = tf.data.Dataset.from_tensors(batch)
+        build_for_data(model, dataset)
+        history = model.fit(dataset, epochs=1, verbose=0)
     return task, prepared, model, history
 
 

@@ -11,6 +11,7 @@ import time
 import keras
 
 from mmzoo import registry
+from mmzoo.training_config import build_for_data
 
 
 def train(
@@ -75,6 +76,7 @@ def train(
     )
     if steps_per_epoch:
         train_data = train_data.repeat()
+    build_for_data(model, train_data)
     model.fit(
         train_data,
         validation_data=task.pipeline(prepared, "val", batch_size),
