@@ -48,6 +48,13 @@ class ContractReport:
         outputs: tuple of str. Output names compared after reload.
         signatures: tuple of str. Signatures compared after export.
         export: str. The first export's version folder.
+        examples: dict of NumPy arrays. The raw request the export was
+            checked with (its rows are also the export's warmup
+            examples); every signature gave the Keras model's outputs on
+            it.
+        expected: dict of NumPy arrays. The Keras model's
+            `serving_default` outputs on `examples` (what the export
+            gave).
     """
 
     model: str
@@ -55,6 +62,8 @@ class ContractReport:
     outputs: tuple
     signatures: tuple
     export: str
+    examples: dict = dataclasses.field(default_factory=dict, repr=False)
+    expected: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def prepare_model(
@@ -233,22 +242,32 @@ def check_model(
         raise AssertionError(f"{name}: first export went to {version}")
     loaded = tf.saved_model.load(version)
     signatures = ("serving_default", *task.extra_signatures(config))
+    expected = {}
     for key in signatures:
         serving = loaded.signatures[key]
         for size in SERVING_BATCH_SIZES:
             batch = {k: v[:size] for k, v in raw.items()}
             served = serving(**{k: tf.constant(v) for k, v in batch.items()})
+            want = serve_eagerly(
+                task, config, model, prepared.preprocessor, batch, key
+            )
             assert_outputs_equal(
                 {k: v.numpy() for k, v in served.items()},
-                serve_eagerly(
-                    task, config, model, prepared.preprocessor, batch, key
-                ),
+                want,
                 where=f"{name} signature {key} at batch {size}",
             )
+            if key == "serving_default" and size == max(SERVING_BATCH_SIZES):
+                expected = want
     if verify_export:
         report = verify(version)
         if not report.ok:
             raise AssertionError(f"{name}: verify failed\n{report.table()}")
     return ContractReport(
-        name, loss, tuple(sorted(before)), signatures, version
+        name,
+        loss,
+        tuple(sorted(before)),
+        signatures,
+        version,
+        examples=raw,
+        expected=expected,
     )

@@ -28,7 +28,6 @@ LONGEST_FIRST = (
     "tests/tasks/test_captioning.py",  # 152
     "tests/test_contract_jax.py",  # 141
     "tests/tasks/test_image_text_labels_task.py",  # 125
-    "tests/test_hostile_requests.py",  # 91
     "tests/models/test_vit_lstm_captioner.py",  # 75
     "tests/test_presets_end_to_end.py",  # 73
     "tests/models/test_multimodal.py",  # 65

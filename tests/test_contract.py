@@ -1,5 +1,5 @@
 """One contract every registered model meets (STYLE.md §8), through the
-shipped harness `mmzoo.testing`.
+shipped harness `mmzoo.testing`, then hostile requests against its export.
 
 Parametrized over `mmzoo.list_models()`, so a new model gets it for free:
 the tiny variant on spec-derived dummy values (no dataset), one `fit`
@@ -9,12 +9,43 @@ outputs from raw inputs at batch 1 and 7, and a load in a process that
 imports only TensorFlow (one process for every model's export). The same
 build/forward/fit under the JAX backend is `test_contract_jax.py`, a file
 of its own so that the pytest-xdist workers run the two side by side.
+
+Hostile requests (the second half of this file) go to each contract
+export's loaded `serving_default` (what TF Serving runs): an empty batch,
+wrong dtypes, inputs of different batch sizes, corrupt and truncated image
+bytes, a large image, non-UTF-8 and very long text, NaN and ±inf numbers,
+then hypothesis-generated ones. Each must either give a defined result
+(outputs of the request's batch size, floats finite) or fail with
+`InvalidArgumentError` naming the input, and after each the process still
+answers a good request (the contract's first rows) with the Keras model's
+output. They live in this file to reuse the contract's exports (pytest-xdist
+keeps a file on one worker): exporting each model again cost 70 s of CI.
+
+Inputs are classified from the signature and the contract's raw values
+only (string inputs whose values are JPEG/PNG bytes are images), so a new
+model is covered without code here.
+
+Sizes: a 4000×4000 JPEG is the large image of the suite; the 10000×10000
+one runs only with the `slow` tests. Measured on this machine (2 cores,
+`mmzoo.data.images.decode_images` in a `tf.function`): a 10000×10000 JPEG
+(1.7 MB on the wire) decodes and resizes in 0.2-0.3 s per image, and each
+image in flight holds its 300 MB uint8 decode: peak resident memory rose by
+0.3 GB for one such image and by 0.6 GB for a batch of 4 (`map_fn` decodes
+several at once), so it is served, slowly, and a batch of them costs
+memory in proportion. A JPEG whose header claims 60000×60000 fails with
+InvalidArgument before allocating.
 """
 
+import dataclasses
+import functools
+import io
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mmzoo
 from mmzoo import registry
@@ -25,28 +56,29 @@ MODELS = mmzoo.list_models()
 
 
 @pytest.fixture(scope="module")
-def exports():
-    """Model name -> its contract export, filled by `test_contract`."""
+def reports():
+    """Model name -> its `ContractReport`, filled by `test_contract`."""
     return {}
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_contract(name, tmp_path, exports):
-    report = check_model(name, str(tmp_path), verify_export=False)
+def test_contract(name, tmp_path_factory, reports):
+    directory = str(tmp_path_factory.mktemp(f"contract-{name}"))
+    report = check_model(name, directory, verify_export=False)
     assert np.isfinite(report.loss)
     assert "serving_default" in report.signatures
     assert report.export.endswith(os.path.join(name, "1"))
-    exports[name] = report.export
+    reports[name] = report
 
 
-def test_every_export_loads_in_a_tensorflow_only_process(exports):
+def test_every_export_loads_in_a_tensorflow_only_process(reports):
     # After the contract tests of this file (pytest runs a file's tests in
     # order): one fresh process checks every export (`verify_exports`), so
     # its TensorFlow start-up is paid once, not per model.
-    if not exports:
+    if not reports:
         pytest.skip("no contract test ran")
-    reports = verify_exports(list(exports.values()))
-    failed = [report.table() for report in reports if not report.ok]
+    checked = verify_exports([report.export for report in reports.values()])
+    failed = [report.table() for report in checked if not report.ok]
     assert not failed, "\n\n".join(failed)
 
 
@@ -58,3 +90,348 @@ def test_registry_entries_are_complete():
         config = mmzoo.get_config(name, "tiny")
         specs = entry.inputs(config)
         assert specs and len({s.name for s in specs}) == len(specs), name
+
+
+# -------------------------------------------------------- hostile requests --
+
+GOOD_ROWS = 3
+
+
+def _is_image_bytes(value):
+    return isinstance(value, bytes) and (
+        value.startswith(b"\xff\xd8\xff") or value.startswith(b"\x89PNG\r\n")
+    )
+
+
+def _kind(spec, values):
+    if spec.dtype == tf.string:
+        flat = list(np.asarray(values).flat)
+        if flat and all(_is_image_bytes(v) for v in flat):
+            return "image"
+        return "text"
+    if spec.dtype.is_floating:
+        return "number"
+    if spec.dtype.is_integer:
+        return "integer"
+    return "other"
+
+
+@dataclasses.dataclass
+class Served:
+    name: str
+    signature: object
+    specs: dict
+    kinds: dict
+    good: dict
+    expected: dict
+
+    def inputs_of(self, kind):
+        return [k for k, v in self.kinds.items() if v == kind]
+
+    def call(self, inputs):
+        tensors = {
+            k: v
+            if isinstance(v, tf.Tensor)
+            else tf.constant(v, dtype=self.specs[k].dtype)
+            for k, v in inputs.items()
+        }
+        return {k: v.numpy() for k, v in self.signature(**tensors).items()}
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def served(request, reports, tmp_path_factory):
+    name = request.param
+    report = reports.get(name)
+    if report is None:  # these tests alone (`-k`): run the contract here
+        directory = str(tmp_path_factory.mktemp(f"hostile-{name}"))
+        report = check_model(name, directory, verify_export=False)
+    signature = tf.saved_model.load(report.export).signatures["serving_default"]
+    _, specs = signature.structured_input_signature
+    good = {k: v[:GOOD_ROWS] for k, v in report.examples.items()}
+    return Served(
+        name,
+        signature,
+        dict(specs),
+        {k: _kind(spec, good[k]) for k, spec in specs.items()},
+        good,
+        {k: np.asarray(v)[:GOOD_ROWS] for k, v in report.expected.items()},
+    )
+
+
+def _assert_good_request_answers(served):
+    got = served.call(served.good)
+    assert set(got) == set(served.expected)
+    for name, want in served.expected.items():
+        assert got[name].shape == want.shape, name
+        if want.dtype.kind in "fc":
+            np.testing.assert_allclose(got[name], want, atol=1e-5, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def _batch_size(inputs):
+    sizes = {np.shape(v)[0] for v in inputs.values() if np.ndim(v)}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _assert_defined(served, inputs, culprits):
+    """Asserts a defined outcome; returns "answered" or "rejected"."""
+    batch = _batch_size(inputs)
+    try:
+        outputs = served.call(inputs)
+    except tf.errors.InvalidArgumentError as error:
+        message = str(error)
+        assert any(name in message for name in culprits), (
+            f"InvalidArgument names none of {culprits}: {message[-800:]}"
+        )
+        outcome = "rejected"
+    else:
+        for name, value in outputs.items():
+            assert value.ndim and len(value) == batch, (name, value.shape)
+            if value.dtype.kind in "fc":
+                assert np.all(np.isfinite(value)), (name, value)
+        outcome = "answered"
+    _assert_good_request_answers(served)
+    return outcome
+
+
+def _with(served, name, values):
+    inputs = dict(served.good)
+    inputs[name] = values
+    return inputs
+
+
+def _like(served, name, value):
+    """`GOOD_ROWS` rows of input `name`, each `value` (shaped like its
+    examples)."""
+    good = np.asarray(served.good[name])
+    out = np.empty(good.shape, good.dtype)
+    out[...] = value
+    return out
+
+
+def test_good_request_gives_the_keras_output(served):
+    _assert_good_request_answers(served)
+
+
+def test_empty_batch(served):
+    empty = {
+        k: np.zeros((0, *np.shape(v)[1:]), np.asarray(v).dtype)
+        for k, v in served.good.items()
+    }
+    _assert_defined(served, empty, list(served.specs))
+
+
+def test_wrong_dtype(served):
+    for name, spec in served.specs.items():
+        rows = np.shape(served.good[name])
+        if spec.dtype == tf.string:
+            bad = tf.zeros(rows, tf.int32)
+        else:
+            bad = tf.fill(rows, "1.5")
+        with pytest.raises(
+            (TypeError, ValueError, tf.errors.InvalidArgumentError)
+        ):
+            served.call(_with(served, name, bad))
+        # A NumPy value of the wrong kind fails before the graph runs.
+        with pytest.raises((TypeError, ValueError)):
+            served.signature(
+                **{
+                    k: tf.constant(v, dtype=served.specs[k].dtype)
+                    for k, v in served.good.items()
+                    if k != name
+                },
+                **{name: np.full(rows, object(), object)},
+            )
+        _assert_good_request_answers(served)
+
+
+def test_mismatched_batch_sizes(served):
+    batched = [k for k, s in served.specs.items() if s.shape.rank]
+    if len(batched) < 2:
+        pytest.skip(f"{served.name} has one batched input")
+    for name in batched:
+        short = np.asarray(served.good[name])[:-1]
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            served.call(_with(served, name, short))
+        message = str(error.value)
+        assert "need one batch size" in message, message
+        assert f"{name}={GOOD_ROWS - 1}" in message, message
+        _assert_good_request_answers(served)
+
+
+def _corrupt_images(good):
+    return {
+        "empty": b"",
+        "junk": b"definitely not an image",
+        "jpeg magic + junk": b"\xff\xd8\xff\xe0" + b"\x00junk" * 50,
+        "png magic + junk": b"\x89PNG\r\n\x1a\n" + b"\x00junk" * 50,
+        "truncated half": good[: len(good) // 2],
+        "truncated header": good[:20],
+    }
+
+
+def test_corrupt_and_truncated_images(served):
+    images = served.inputs_of("image")
+    if not images:
+        pytest.skip(f"{served.name} has no image input")
+    for name in images:
+        good = np.asarray(served.good[name]).flat[0]
+        for label, data in _corrupt_images(good).items():
+            bad = np.asarray(served.good[name]).copy()
+            bad.flat[0] = data
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                served.call(_with(served, name, bad))
+            assert name in str(error.value), (label, str(error.value)[-600:])
+            _assert_good_request_answers(served)
+
+
+@functools.lru_cache(maxsize=2)
+def _large_jpeg(side=4000):
+    from PIL import Image
+
+    # A smooth gradient: small on the wire, built in uint8 (a 10000² float
+    # image would take 2.4 GB here).
+    ramp = np.linspace(0, 255, side).astype(np.uint16)
+    grey = ((ramp[:, None] + ramp[None, :]) // 2).astype(np.uint8)
+    pixels = np.stack([grey, grey // 2, 255 - grey], axis=-1)
+    del grey
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def test_large_image(served):
+    images = served.inputs_of("image")
+    if not images:
+        pytest.skip(f"{served.name} has no image input")
+    for name in images:
+        bad = np.asarray(served.good[name]).copy()
+        bad.flat[0] = _large_jpeg()
+        _assert_defined(served, _with(served, name, bad), [name])
+
+
+@pytest.mark.slow
+def test_very_large_image(served):
+    """A 10000×10000 JPEG (1.7 MB; +0.3 GB resident while it decodes)."""
+    images = served.inputs_of("image")
+    if not images:
+        pytest.skip(f"{served.name} has no image input")
+    for name in images:
+        bad = np.asarray(served.good[name]).copy()
+        bad.flat[0] = _large_jpeg(10_000)
+        _assert_defined(served, _with(served, name, bad), [name])
+
+
+def test_non_utf8_and_long_text(served):
+    texts = served.inputs_of("text")
+    if not texts:
+        pytest.skip(f"{served.name} has no text input")
+    values = {
+        "non-UTF-8": b"\xff\xfe\x80 caf\xc3 \xed\xa0\x80|\xc0\xaf",
+        "100k chars of words": ("lorem ipsum " * 8334)[:100_000].encode(),
+        "100k chars, one token": b"x" * 100_000,
+        "100k separators": b"|" * 100_000,
+        "NUL and control bytes": b"\x00\x01\x02\n\t\r",
+        "empty": b"",
+    }
+    for name in texts:
+        for label, value in values.items():
+            outcome = _assert_defined(
+                served, _with(served, name, _like(served, name, value)), [name]
+            )
+            assert outcome in ("answered", "rejected"), label
+
+
+def test_non_finite_and_extreme_numbers(served):
+    numbers = served.inputs_of("number")
+    if not numbers:
+        pytest.skip(f"{served.name} has no float input")
+    specials = [np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 1e-45]
+    for name in numbers:
+        dtype = served.specs[name].dtype.as_numpy_dtype
+        for value in specials:
+            bad = _like(served, name, np.asarray(value, dtype))
+            _assert_defined(served, _with(served, name, bad), [name])
+        # Every input non-finite at once.
+        inputs = dict(served.good)
+        for other in numbers:
+            inputs[other] = _like(served, other, np.nan)
+        _assert_defined(served, inputs, numbers)
+
+
+# ------------------------------------------------------------------ fuzz --
+
+
+def _image_strategy(good):
+    def flip(args):
+        index, byte = args
+        data = bytearray(good)
+        data[index % len(data)] = byte
+        return bytes(data)
+
+    return st.one_of(
+        st.just(good),
+        st.binary(max_size=64),
+        st.integers(0, len(good)).map(lambda k: good[:k]),
+        st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)).map(flip),
+    )
+
+
+def _value_strategy(served, name):
+    spec = served.specs[name]
+    kind = served.kinds[name]
+    if kind == "image":
+        return _image_strategy(np.asarray(served.good[name]).flat[0])
+    if spec.dtype == tf.string:
+        return st.one_of(
+            st.text(max_size=40).map(lambda s: s.encode("utf-8")),
+            st.binary(max_size=40),
+        )
+    if spec.dtype.is_floating:
+        return st.floats(allow_nan=True, allow_infinity=True, width=32)
+    if spec.dtype.is_integer:
+        info = np.iinfo(spec.dtype.as_numpy_dtype)
+        return st.integers(int(info.min), int(info.max))
+    return st.booleans()
+
+
+@st.composite
+def _requests(draw, served):
+    rows = draw(st.integers(0, 3))
+    inputs = {}
+    for name, spec in served.specs.items():
+        tail = tuple(np.shape(served.good[name])[1:])
+        count = rows * int(np.prod(tail, dtype=np.int64))
+        values = draw(
+            st.lists(
+                _value_strategy(served, name), min_size=count, max_size=count
+            )
+        )
+        dtype = object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype
+        array = np.empty(count, dtype)
+        array[:] = values
+        inputs[name] = array.reshape((rows, *tail))
+    return inputs
+
+
+def test_fuzz_signature(served):
+    names = list(served.specs)
+    seen = []
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
+    @given(inputs=_requests(served))
+    def check(inputs):
+        seen.append(_assert_defined(served, inputs, names))
+
+    check()
+    assert seen
