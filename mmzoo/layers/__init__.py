@@ -24,6 +24,7 @@ from mmzoo.layers.fusion import (
     get_fusion,
 )
 from mmzoo.layers.interactions import (
+    CategoricalEmbedding,
     FMInteraction,
     NumericEmbedding,
     PooledEmbedding,
@@ -37,6 +38,7 @@ __all__ = [
     "AdversarialAlignment",
     "AttentionFusion",
     "AttentionPooling",
+    "CategoricalEmbedding",
     "ConcatFusion",
     "CrossModalAttention",
     "FMInteraction",

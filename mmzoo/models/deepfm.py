@@ -5,10 +5,12 @@ import dataclasses
 import keras
 
 from mmzoo.layers.interactions import (
+    CategoricalEmbedding,
     FMInteraction,
     NumericEmbedding,
     PooledEmbedding,
     StackFields,
+    SumFields,
     SumLogits,
 )
 from mmzoo.metrics.ctr import example_logloss  # noqa: F401 (registers it)
@@ -107,20 +109,55 @@ def feature_input(feature):
     return model_inputs([feature])[feature.name]
 
 
-def _embed(feature, inputs, dim, regularizer, prefix):
-    """Embeds one field into `[B, dim]`."""
-    name = f"{prefix}_{feature.name}"
-    if feature.kind == "categorical":
-        return keras.layers.Embedding(
-            feature.vocabulary_size,
-            dim,
-            embeddings_regularizer=regularizer,
-            name=name,
-        )(inputs)
-    if feature.kind == "numeric":
-        return NumericEmbedding(feature.mean, feature.std, dim, name=name)(
-            inputs
+def _embed_fields(features, inputs, dim, regularizer, prefix):
+    """Embeds every field into `[B, F, dim]`.
+
+    All categorical fields share one table (`CategoricalEmbedding`: one
+    gather) and all numeric fields one layer; multi-valued, text and
+    vector fields are embedded one by one. The field order (categorical,
+    numeric, then the rest) does not matter to the FM term, and the deep
+    tower's input is a fixed permutation of it.
+    """
+    by_kind = {}
+    for feature in features:
+        by_kind.setdefault(feature.kind, []).append(feature)
+    parts = []
+    categorical = by_kind.pop("categorical", [])
+    if categorical:
+        parts.append(
+            CategoricalEmbedding(
+                [f.vocabulary_size for f in categorical],
+                dim,
+                embeddings_regularizer=regularizer,
+                name=f"{prefix}_categorical",
+            )([inputs[f.name] for f in categorical])
         )
+    numeric = by_kind.pop("numeric", [])
+    if numeric:
+        parts.append(
+            NumericEmbedding(
+                [f.mean for f in numeric],
+                [f.std for f in numeric],
+                dim,
+                name=f"{prefix}_numeric",
+            )([inputs[f.name] for f in numeric])
+        )
+    others = [f for kind_features in by_kind.values() for f in kind_features]
+    if others:
+        parts.append(
+            StackFields(name=f"{prefix}_others")(
+                [_embed_one(f, inputs[f.name], dim, regularizer, prefix)
+                 for f in others]
+            )
+        )  # fmt: skip
+    if len(parts) == 1:
+        return parts[0]
+    return keras.layers.Concatenate(axis=1, name=f"{prefix}_fields")(parts)
+
+
+def _embed_one(feature, inputs, dim, regularizer, prefix):
+    """Embeds one multi-valued, text or vector field into `[B, dim]`."""
+    name = f"{prefix}_{feature.name}"
     if feature.kind == "vector":
         return keras.layers.Dense(dim, name=name)(inputs)
     return PooledEmbedding(
@@ -168,19 +205,13 @@ def build_deepfm(config: DeepFMConfig) -> keras.Model:
     inputs = model_inputs(config.features)
     logits = []
     if config.use_linear:
-        weights = [
-            _embed(f, inputs[f.name], 1, regularizer, "linear")
-            for f in config.features
-        ]
-        logits.append(keras.layers.Add(name="linear")(weights))
+        weights = _embed_fields(
+            config.features, inputs, 1, regularizer, "linear"
+        )
+        logits.append(SumFields(name="linear")(weights))
     if config.use_fm or config.use_deep:
-        fields = StackFields(name="fields")(
-            [
-                _embed(
-                    f, inputs[f.name], config.embedding_dim, regularizer, "emb"
-                )
-                for f in config.features
-            ]
+        fields = _embed_fields(
+            config.features, inputs, config.embedding_dim, regularizer, "emb"
         )
     if config.use_fm:
         logits.append(FMInteraction(name="fm")(fields))

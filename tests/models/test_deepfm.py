@@ -10,7 +10,11 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo.data import ctr, tabular
-from mmzoo.layers.interactions import FMInteraction
+from mmzoo.layers.interactions import (
+    CategoricalEmbedding,
+    FMInteraction,
+    NumericEmbedding,
+)
 from mmzoo.models.deepfm import DeepFMConfig, FeatureSpec
 from mmzoo.tasks import get_task
 
@@ -27,6 +31,48 @@ def test_fm_sum_square_equals_explicit_pairwise_sum():
     np.testing.assert_allclose(got[:, 0], explicit, rtol=1e-4, atol=1e-4)
 
 
+def test_categorical_embedding_is_one_table_per_field_end_to_end():
+    layer = CategoricalEmbedding([3, 5, 2], 4)
+    ids = [np.array([0, 2]), np.array([4, 1]), np.array([1, 0])]
+    got = np.asarray(layer(ids))
+    assert got.shape == (2, 3, 4)
+    assert len(layer.trainable_weights) == 1
+    table = np.asarray(layer.embeddings)
+    assert table.shape == (10, 4)
+    per_field = np.split(table, [3, 8])  # the fields' tables, end to end
+    for field, (field_table, field_ids) in enumerate(zip(per_field, ids)):
+        np.testing.assert_array_equal(got[:, field], field_table[field_ids])
+    # An id out of its field's range stays in its field's rows.
+    out_of_range = [np.array([7, -1]), np.array([4, 1]), np.array([9, 0])]
+    got = np.asarray(layer(out_of_range))
+    np.testing.assert_array_equal(got[:, 0], per_field[0][[2, 0]])
+    np.testing.assert_array_equal(got[:, 2], per_field[2][[1, 0]])
+    with pytest.raises(ValueError, match="vocabulary_sizes"):
+        CategoricalEmbedding([3, 0], 4)
+
+
+def test_numeric_embedding_standardizes_each_field_and_flags_missing():
+    layer = NumericEmbedding([1.0, 10.0], [2.0, 0.0], 3, clip=4.0)
+    values = [
+        np.array([5.0, np.nan, 1.0], "float32"),
+        np.array([10.0, 11.0, np.inf], "float32"),
+    ]
+    out = np.asarray(layer(values))
+    assert out.shape == (3, 2, 3)
+    value, missing = (np.asarray(w) for w in layer.weights)
+    missing = missing + 1.0  # zeros at init; make it visible
+    layer.missing_embedding.assign(missing)
+    out = np.asarray(layer(values))
+    # z = (x - mean) / std, clipped to 4; a std of 0 counts as 1.
+    np.testing.assert_allclose(out[0, 0], 2.0 * value[0], rtol=1e-6)
+    np.testing.assert_allclose(out[2, 0], 0.0 * value[0], atol=1e-7)
+    np.testing.assert_allclose(out[1, 1], 1.0 * value[1], rtol=1e-6)
+    np.testing.assert_allclose(out[1, 0], missing[0])  # NaN: missing
+    np.testing.assert_allclose(out[2, 1], missing[1])  # inf: missing
+    with pytest.raises(ValueError, match="one mean and one std"):
+        NumericEmbedding([1.0], [1.0, 2.0], 3)
+
+
 def _layer_names(model):
     return {layer.name for layer in model.layers}
 
@@ -35,7 +81,7 @@ def test_logistic_regression_has_no_fm_or_deep_layers():
     model = mmzoo.build("deepfm", "tiny", use_fm=False, use_deep=False)
     names = _layer_names(model)
     assert "linear" in names and "probability" in names
-    assert not [n for n in names if n in ("fm", "fields") or "deep" in n]
+    assert not [n for n in names if n in ("fm", "emb_fields") or "deep" in n]
     assert not [n for n in names if n.startswith("emb_")]
     # Only one weight per id (and per numeric field): a linear model.
     for weight in model.weights:
@@ -45,7 +91,7 @@ def test_logistic_regression_has_no_fm_or_deep_layers():
 def test_fm_only_has_no_deep_layers():
     model = mmzoo.build("deepfm", "tiny", use_deep=False)
     names = _layer_names(model)
-    assert {"linear", "fm", "fields"} <= names
+    assert {"linear", "fm", "emb_fields"} <= names
     assert not [n for n in names if "deep" in n]
     full = _layer_names(mmzoo.build("deepfm", "tiny"))
     assert {"deep_dense_0", "deep_dense_1", "deep_logit"} <= full
@@ -102,7 +148,7 @@ def test_non_finite_numeric_inputs_give_finite_output(task):
     # A missing value is not the same as the mean: it has its own vector.
     # (Set the missing vectors so they matter in the untrained model.)
     for layer in model.layers:
-        if layer.name.endswith("_price"):
+        if layer.name.endswith("_numeric"):
             layer.missing_embedding.assign(
                 np.ones(layer.missing_embedding.shape, "float32")
             )
