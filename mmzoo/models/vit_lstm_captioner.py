@@ -25,7 +25,6 @@ import dataclasses
 
 import keras
 
-from mmzoo.encoders import IMAGE_ENCODERS, build_image_encoder
 from mmzoo.heads.generation import (
     CAPTION_DECODER,
     END_ID,
@@ -38,9 +37,8 @@ from mmzoo.heads.generation import (
     TOKEN_EMBEDDING,
     TOKEN_INPUT,
 )
+from mmzoo.models.captioner_parts import CaptionerConfig, caption_image_encoder
 from mmzoo.registry import register_model
-from mmzoo.specs import ImageSpec
-from mmzoo.training_config import TrainingConfig
 
 __all__ = [
     "CAPTION_DECODER",
@@ -61,122 +59,23 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class ViTLSTMCaptionerConfig(TrainingConfig):
-    """Hyperparameters for `build_vit_lstm_captioner` (and the training
-    settings of `mmzoo.training_config.TrainingConfig`).
+class ViTLSTMCaptionerConfig(CaptionerConfig):
+    """Hyperparameters for `build_vit_lstm_captioner`: the settings every
+    captioner has (`mmzoo.models.captioner_parts.CaptionerConfig`: the
+    vocabulary, the image encoder, the decoder's width, beam width and
+    training settings) plus the attention's width.
 
     Defaults are the reference settings: a ViT-B/16 encoder at 224 pixels
     and a 512-unit attention LSTM decoder, trained with Adam at 3e-3, the
     global gradient norm clipped to 5, 10 epochs of batches of 64.
 
     Attributes:
-        vocabulary_size: int. Number of token ids, including the four
-            reserved ids (pad, OOV, start, end). Set from the data.
-        max_length: int. Most caption tokens, start and end included. The
-            `token_ids` input has `max_length - 1` columns.
-        image_size: int. Height and width of the square input image.
-        image_encoder: str. The shared image encoder, one of
-            `mmzoo.encoders.IMAGE_ENCODERS`: `"vit"` (ViT patch tokens),
-            `"cnn"` (the small LSTNet CNN), `"resnet50"`,
-            `"efficientnetb0"` (their feature-map positions) or
-            `"patches"` (one linear patch embedding).
-        patch_size: int. Patch side of `vit` and `patches`; must divide
-            `image_size`.
-        vit_num_layers: int. ViT transformer blocks.
-        vit_num_heads: int. ViT attention heads; must divide
-            `vit_hidden_dim`.
-        vit_hidden_dim: int. ViT token width.
-        vit_mlp_dim: int. ViT feed-forward width.
-        cnn_filters: tuple of int. Filters of each Conv-BN-ReLU-MaxPool
-            block of `cnn`; each block halves the resolution.
-        patch_dim: int. Width of the `patches` embedding.
-        image_preset: str. A keras-hub preset handle or local preset folder
-            to start the encoder from; `""` builds it from the sizes above.
-        image_weights: str. `"imagenet"` or a local weights file for the
-            `keras.applications` backbones; `""` is random init.
-        image_trainable: bool. False freezes a preset/weights backbone.
-        embedding_dim: int. Width of the caption token embedding.
-        decoder_units: int. LSTM units.
         attention_units: int. Width of the additive attention.
-        dropout: float. Dropout on the token embeddings, on the decoder
-            outputs before the logits and inside the ViT.
-        beam_width: int. Default beam width of
-            `mmzoo.heads.generation.generate` (stored on the decoder layer
-            so reloaded models keep it).
     """
 
-    vocabulary_size: int = 1000
-    max_length: int = 20
-    image_size: int = 224
-    image_encoder: str = "vit"
-    patch_size: int = 16
-    vit_num_layers: int = 12
-    vit_num_heads: int = 12
-    vit_hidden_dim: int = 768
-    vit_mlp_dim: int = 3072
-    cnn_filters: tuple = (32, 64, 128, 128, 256)
-    patch_dim: int = 64
-    image_preset: str = ""
-    image_weights: str = ""
-    image_trainable: bool = True
-    embedding_dim: int = 512
-    decoder_units: int = 512
     attention_units: int = 512
-    dropout: float = 0.5
-    beam_width: int = 3
-    learning_rate: float = 3e-3
-    global_clipnorm: float = 5.0
-    batch_size: int = 64
 
-    def __post_init__(self):
-        super().__post_init__()
-
-        def fail(message):
-            raise ValueError(f"vit_lstm_captioner: {message}")
-
-        object.__setattr__(self, "cnn_filters", tuple(self.cnn_filters))
-        if self.image_encoder not in IMAGE_ENCODERS:
-            fail(
-                f"unknown image_encoder '{self.image_encoder}'; valid: "
-                f"{', '.join(IMAGE_ENCODERS)}"
-            )
-        if self.vocabulary_size <= END_ID + 1:
-            fail(
-                f"vocabulary_size={self.vocabulary_size}; expected more than "
-                f"{END_ID + 1} (ids 0-3 are pad, OOV, start, end)"
-            )
-        if self.max_length < 2:
-            fail(f"max_length={self.max_length}; expected at least 2")
-        sized = not self.image_preset
-        if (
-            sized
-            and self.image_encoder in ("vit", "patches")
-            and self.image_size % self.patch_size
-        ):
-            fail(
-                f"image_size={self.image_size} is not divisible by "
-                f"patch_size={self.patch_size}"
-            )
-        if (
-            sized
-            and self.image_encoder == "vit"
-            and self.vit_hidden_dim % self.vit_num_heads
-        ):
-            fail(
-                f"vit_hidden_dim={self.vit_hidden_dim} is not divisible by "
-                f"vit_num_heads={self.vit_num_heads}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            fail(f"dropout={self.dropout}; expected 0 <= dropout < 1")
-        if not 1 <= self.beam_width <= self.vocabulary_size:
-            fail(
-                f"beam_width={self.beam_width}; expected 1 to "
-                f"vocabulary_size={self.vocabulary_size}"
-            )
-
-    def modality_specs(self):
-        """The served raw inputs: one `ImageSpec` named `image`."""
-        return (ImageSpec(name=IMAGE_INPUT, size=self.image_size),)
+    model_name = "vit_lstm_captioner"
 
 
 VARIANTS = {
@@ -340,27 +239,6 @@ class AttentionLSTMDecoder(keras.layers.Layer):
         return config
 
 
-def _image_encoder(config):
-    """The shared image encoder: raw pixels → `[pooled, regions]`."""
-    return build_image_encoder(
-        config.image_encoder,
-        config.image_size,
-        cnn_filters=config.cnn_filters,
-        patch_size=config.patch_size,
-        patch_dim=config.patch_dim,
-        vit_num_layers=config.vit_num_layers,
-        vit_num_heads=config.vit_num_heads,
-        vit_hidden_dim=config.vit_hidden_dim,
-        vit_mlp_dim=config.vit_mlp_dim,
-        dropout=config.dropout,
-        preset=config.image_preset,
-        weights=config.image_weights,
-        trainable=config.image_trainable,
-        return_regions=True,
-        name=IMAGE_ENCODER,
-    )
-
-
 @register_model(
     "vit_lstm_captioner",
     ViTLSTMCaptionerConfig,
@@ -398,7 +276,7 @@ def build_vit_lstm_captioner(config: ViTLSTMCaptionerConfig) -> keras.Model:
         (config.max_length - 1,), dtype="int32", name=TOKEN_INPUT
     )
 
-    pooled, regions = _image_encoder(config)(image)
+    pooled, regions = caption_image_encoder(config)(image)
 
     embeddings = keras.layers.Embedding(
         config.vocabulary_size, config.embedding_dim, name=TOKEN_EMBEDDING
