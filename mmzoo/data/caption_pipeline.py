@@ -20,7 +20,15 @@ from mmzoo.data import text
 from mmzoo.data.images import decode_images
 from mmzoo.data.vocab import OOV_TOKEN, Vocabulary, count_tokens
 from mmzoo.data.vocab import write_vocabulary as _write_vocabulary
-from mmzoo.heads.generation import END_ID, PAD_ID, START_ID
+from mmzoo.heads.generation import (
+    BACKWARD_LOGITS,
+    END_ID,
+    LOGITS,
+    PAD_ID,
+    REVERSE_TOKEN_INPUT,
+    START_ID,
+    TOKEN_INPUT,
+)
 
 START_TOKEN = "[START]"
 END_TOKEN = "[END]"
@@ -98,11 +106,13 @@ class CaptionPreprocessor(tf.Module):
         vocabulary_path,
         image_size,
         max_length,
+        bidirectional=False,
         name="caption_preprocessor",
     ):
         super().__init__(name=name)
         self.image_size = int(image_size)
         self.max_length = int(max_length)
+        self.bidirectional = bool(bidirectional)
         self.vocabulary = Vocabulary(vocabulary_path, name="caption_vocabulary")
         if self.vocabulary.tokens[START_ID : END_ID + 1] != [
             START_TOKEN,
@@ -136,12 +146,19 @@ class CaptionPreprocessor(tf.Module):
         (0..255); a bad image fails with InvalidArgument naming `name`."""
         return decode_images(data, self.image_size, name)
 
-    def encode_captions(self, captions):
+    def encode_captions(self, captions, reverse=False):
         """Returns int32 `[B, max_length]` ids: start, words, end, padding
         (captions longer than `max_length - 2` words are cut before the end
-        token)."""
+        token). `reverse` puts the (cut) words in reverse order: the
+        caption a backward language model reads."""
         words = self.vocabulary.lookup(text.tokenize(captions))
         words = words[:, : self.max_length - 2]
+        if reverse:
+            lengths = words.row_lengths()
+            dense = tf.reverse_sequence(
+                words.to_tensor(), lengths, seq_axis=1, batch_axis=0
+            )
+            words = tf.RaggedTensor.from_tensor(dense, lengths=lengths)
         rows = words.nrows(out_type=tf.int32)
         start = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], START_ID))
         end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], END_ID))
@@ -169,11 +186,27 @@ class CaptionPreprocessor(tf.Module):
         first input of decoding.
         """
         images = self.images(raw["image"])
-        if "caption" in raw:
-            token_ids = self.encode_captions(raw["caption"])[:, :-1]
-        else:
-            token_ids = self.start_tokens(tf.shape(raw["image"])[0])
-        return {"image": images, "token_ids": token_ids}
+        if "caption" not in raw:
+            start = self.start_tokens(tf.shape(raw["image"])[0])
+            inputs = {"image": images, TOKEN_INPUT: start}
+            if self.bidirectional:
+                inputs[REVERSE_TOKEN_INPUT] = start
+            return inputs
+        inputs, _ = self.teacher_forcing(images, raw["caption"])
+        return inputs
+
+    def teacher_forcing(self, images, captions):
+        """`(inputs, targets)` of teacher forcing: the ids without the last
+        token in, without the start token out; a bidirectional model also
+        gets the reversed caption (`reverse_token_ids` in, its
+        `backward_logits` target)."""
+        ids = self.encode_captions(captions)
+        inputs = {"image": images, TOKEN_INPUT: ids[:, :-1]}
+        if not self.bidirectional:
+            return inputs, ids[:, 1:]
+        reverse = self.encode_captions(captions, reverse=True)
+        inputs[REVERSE_TOKEN_INPUT] = reverse[:, :-1]
+        return inputs, {LOGITS: ids[:, 1:], BACKWARD_LOGITS: reverse[:, 1:]}
 
     def detokenize(self, token_ids):
         """Joins generated ids `[B, L]` into captions `[B]` (graph op).
@@ -270,8 +303,7 @@ def make_pipeline(
         )
 
     def to_model(image, caption):
-        ids = preprocessor.encode_captions(caption)
-        return {"image": image, "token_ids": ids[:, :-1]}, ids[:, 1:]
+        return preprocessor.teacher_forcing(image, caption)
 
     examples = examples.batch(batch_size)
     # flat_map hides the length; stating it gives Keras a full progress

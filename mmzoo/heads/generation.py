@@ -29,6 +29,14 @@ architecture exposes; `build_vit_lstm_captioner` is the reference):
     - A `Dense` layer `logits` (`LOGITS`) turning a step's `output` into
       `[B, vocabulary_size]` logits; its `units` is the vocabulary size.
 
+A bidirectional captioner (Wang et al., 2016) also has a layer
+`backward_caption_decoder` and a `Dense` layer `backward_logits`: a second
+language model over the caption read backwards (trained on the reversed
+caption, the `reverse_token_ids` input), sharing the image encoder and the
+token embedding. `bidirectional_decode` decodes both directions and keeps,
+per image, the sentence that scores higher; `generate` and the captioning
+task's serving do so whenever the model has these layers.
+
 Token ids (`PAD_ID`, `OOV_ID`, `START_ID`, `END_ID`) are defined here once
 for the caption vocabulary files, the data pipeline and the models.
 
@@ -64,23 +72,35 @@ IMAGE_ENCODER = "image_encoder"
 TOKEN_EMBEDDING = "token_embedding"
 CAPTION_DECODER = "caption_decoder"
 LOGITS = "logits"
+# The backward language model of a bidirectional captioner.
+REVERSE_TOKEN_INPUT = "reverse_token_ids"
+BACKWARD_DECODER = "backward_caption_decoder"
+BACKWARD_LOGITS = "backward_logits"
+DIRECTIONS = ("forward", "backward")
 
 __all__ = [
+    "BACKWARD_DECODER",
+    "BACKWARD_LOGITS",
     "CAPTION_DECODER",
+    "DIRECTIONS",
     "END_ID",
     "IMAGE_ENCODER",
     "IMAGE_INPUT",
     "LOGITS",
     "OOV_ID",
     "PAD_ID",
+    "REVERSE_TOKEN_INPUT",
     "START_ID",
     "TOKEN_EMBEDDING",
     "TOKEN_INPUT",
     "attention_weights",
     "beam_search_decode",
+    "bidirectional_decode",
     "generate",
     "greedy_decode",
     "ids_to_text",
+    "is_bidirectional",
+    "reverse_caption_ids",
 ]
 
 _NEG = -1e9
@@ -89,14 +109,18 @@ _NEG = -1e9
 class _Layers:
     """The named layers of a captioner that decoding needs."""
 
-    def __init__(self, model):
-        names = (
-            IMAGE_ENCODER,
-            TOKEN_EMBEDDING,
-            CAPTION_DECODER,
-            LOGITS,
-            TOKEN_INPUT,
+    def __init__(self, model, direction="forward"):
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                f"generation: direction must be one of {DIRECTIONS}, got "
+                f"{direction!r}"
+            )
+        decoder, logits = (
+            (CAPTION_DECODER, LOGITS)
+            if direction == "forward"
+            else (BACKWARD_DECODER, BACKWARD_LOGITS)
         )
+        names = (IMAGE_ENCODER, TOKEN_EMBEDDING, decoder, logits, TOKEN_INPUT)
         found = {layer.name: layer for layer in model.layers}
         missing = [name for name in names if name not in found]
         if missing:
@@ -107,8 +131,8 @@ class _Layers:
             )
         self.encoder = found[IMAGE_ENCODER]
         self.embedding = found[TOKEN_EMBEDDING]
-        self.decoder = found[CAPTION_DECODER]
-        self.logits = found[LOGITS]
+        self.decoder = found[decoder]
+        self.logits = found[logits]
         self.input_length = found[TOKEN_INPUT].output.shape[-1]
         vocabulary_size = self.logits.units
         banned = np.zeros([vocabulary_size], "float32")
@@ -191,7 +215,7 @@ def _start(layers, images, steps, repeat=1):
     )
 
 
-def greedy_decode(model, images, max_length=None):
+def greedy_decode(model, images, max_length=None, direction="forward"):
     """Decodes captions by taking the most likely token at every step.
 
     Args:
@@ -200,6 +224,9 @@ def greedy_decode(model, images, max_length=None):
         max_length: int or None. Most caption tokens, start and end
             included, as in the config. Defaults to the model's
             `max_length` (its `token_ids` length + 1).
+        direction: str. `"backward"` decodes with the backward language
+            model of a bidirectional captioner (ids come out in reverse
+            reading order: `reverse_caption_ids` turns them round).
 
     Returns:
         A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B])`.
@@ -207,7 +234,7 @@ def greedy_decode(model, images, max_length=None):
     Example:
     >>> ids, scores = greedy_decode(model, images)
     """
-    layers = _Layers(model)
+    layers = _Layers(model, direction)
     steps = _num_steps(layers, max_length)
     regions, keys, (h, c), scores, tokens, ids, finished = _start(
         layers, images, steps
@@ -233,7 +260,12 @@ def greedy_decode(model, images, max_length=None):
 
 
 def beam_search_decode(
-    model, images, beam_width=None, max_length=None, length_penalty=0.0
+    model,
+    images,
+    beam_width=None,
+    max_length=None,
+    length_penalty=0.0,
+    direction="forward",
 ):
     """Decodes captions with beam search.
 
@@ -255,6 +287,7 @@ def beam_search_decode(
             final ranking only: a beam of `n` tokens ranks by
             `score / ((5 + n) / 6) ** alpha`. Defaults to 0 (raw
             log-probability).
+        direction: str. As in `greedy_decode`.
 
     Returns:
         A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B])`;
@@ -267,7 +300,7 @@ def beam_search_decode(
         Wu et al., "Google's Neural Machine Translation System", 2016
         (length normalization).
     """
-    layers = _Layers(model)
+    layers = _Layers(model, direction)
     steps = _num_steps(layers, max_length)
     width = beam_width or layers.decoder.beam_width
     vocabulary_size = layers.logits.units
@@ -354,14 +387,102 @@ def generate(model, images, beam_width=None, max_length=None):
     >>> ids, scores = generate(model, images)
     >>> captions = ids_to_text(ids, vocabulary_tokens)
     """
-    width = beam_width or _Layers(model).decoder.beam_width
-    if width == 1:
-        ids, scores = greedy_decode(model, images, max_length=max_length)
-    else:
-        ids, scores = beam_search_decode(
-            model, images, beam_width=width, max_length=max_length
-        )
+    ids, scores, _ = decode(model, images, beam_width, max_length)
     return keras.ops.convert_to_numpy(ids), keras.ops.convert_to_numpy(scores)
+
+
+def decode(model, images, beam_width=None, max_length=None):
+    """Greedy (`beam_width=1`) or beam-search captions in reading order,
+    with both directions of a bidirectional captioner; traceable.
+
+    Returns:
+        A tuple `(token_ids int32 [B, max_length - 1], scores float32 [B],
+        backward bool [B])`: `backward` is True where the backward
+        language model's sentence won (always False for a one-directional
+        captioner).
+    """
+    if is_bidirectional(model):
+        return bidirectional_decode(model, images, beam_width, max_length)
+    ids, scores = _decode_one(model, images, beam_width, max_length)
+    return ids, scores, keras.ops.zeros_like(scores) > 0.0
+
+
+def _decode_one(model, images, beam_width, max_length, direction="forward"):
+    width = beam_width or _Layers(model, direction).decoder.beam_width
+    if width == 1:
+        return greedy_decode(model, images, max_length, direction)
+    return beam_search_decode(
+        model, images, width, max_length, direction=direction
+    )
+
+
+def is_bidirectional(model):
+    """True when `model` has a backward language model (the layers of the
+    module docstring)."""
+    return any(layer.name == BACKWARD_DECODER for layer in model.layers)
+
+
+def reverse_caption_ids(token_ids):
+    """Turns decoded ids of a backward language model into reading order.
+
+    The words before the end token are reversed; the end token and the
+    padding stay where they are (`[w3, w2, w1, END, PAD]` ->
+    `[w1, w2, w3, END, PAD]`).
+
+    Args:
+        token_ids: int `[B, L]`.
+
+    Returns:
+        int32 `[B, L]`.
+    """
+    token_ids = keras.ops.cast(token_ids, "int32")
+    is_word = keras.ops.logical_and(token_ids != END_ID, token_ids != PAD_ID)
+    # Words are a prefix of each row: decoding stops at the end token.
+    count = keras.ops.sum(keras.ops.cast(is_word, "int32"), axis=1)
+    positions = keras.ops.arange(keras.ops.shape(token_ids)[1], dtype="int32")
+    positions = keras.ops.expand_dims(positions, 0)
+    count = keras.ops.expand_dims(count, 1)
+    reversed_positions = count - 1 - positions
+    source = keras.ops.where(positions < count, reversed_positions, positions)
+    return keras.ops.take_along_axis(token_ids, source, axis=1)
+
+
+def bidirectional_decode(model, images, beam_width=None, max_length=None):
+    """Decodes with the forward and the backward language model of a
+    bidirectional captioner and keeps, per image, the sentence whose
+    log-probability is higher (Wang et al., 2016).
+
+    Both scores sum the log-probabilities of the same number of tokens
+    (the words and the end token), so they compare directly.
+
+    Args:
+        model: keras.Model. A bidirectional captioner.
+        images: float32 `[B, S, S, 3]`. Raw pixels 0..255.
+        beam_width: int or None. As in `generate`.
+        max_length: int or None. As in `generate`.
+
+    Returns:
+        A tuple `(token_ids int32 [B, max_length - 1]` in reading order,
+        `scores float32 [B]`, `backward bool [B]`).
+
+    Reference:
+        Wang et al., "Image Captioning with Deep Bidirectional LSTMs", ACM
+        Multimedia 2016. https://arxiv.org/abs/1604.00790
+    """
+    forward_ids, forward_scores = _decode_one(
+        model, images, beam_width, max_length, "forward"
+    )
+    backward_ids, backward_scores = _decode_one(
+        model, images, beam_width, max_length, "backward"
+    )
+    backward = backward_scores > forward_scores
+    ids = keras.ops.where(
+        keras.ops.expand_dims(backward, 1),
+        reverse_caption_ids(backward_ids),
+        keras.ops.cast(forward_ids, "int32"),
+    )
+    scores = keras.ops.where(backward, backward_scores, forward_scores)
+    return ids, scores, backward
 
 
 def attention_weights(model, images, token_ids):

@@ -85,6 +85,9 @@ class CaptionerConfig(TrainingConfig):
 
     # The registry name, for error messages.
     model_name = "captioner"
+    # True for a captioner with a backward language model
+    # (`mmzoo.heads.generation`): its data then carries reversed captions.
+    bidirectional = False
 
     def fail(self, message):
         raise ValueError(f"{self.model_name}: {message}")
@@ -262,11 +265,10 @@ class FusionLSTMDecoder(keras.layers.Layer):
     def _fused_width(self, first, second):
         """Builds the fusion on `[B, D]` inputs of these shapes; returns its
         output width."""
+        shapes = [(None, first[-1]), (None, second[-1])]
+        self.fusion.build(shapes)
         spec = self.fusion.compute_output_spec(
-            [
-                keras.KerasTensor((None, first[-1])),
-                keras.KerasTensor((None, second[-1])),
-            ]
+            [keras.KerasTensor(shape) for shape in shapes]
         )
         return spec.shape[-1]
 

@@ -122,11 +122,21 @@ class CaptioningTask(Task):
             train_captions,
             os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
         )
+        vocabulary_file = os.path.join(
+            directory, caption_pipeline.VOCABULARY_FILE
+        )
         config = replace_config(
             config,
             vocabulary_size=len(tokens),
             max_length=caption_pipeline.caption_length(
                 train_captions, config.max_length
+            ),
+            # A captioner that starts its word embedding from word vectors
+            # (GloVe) looks its words up in this file.
+            **(
+                {"vocabulary_file": vocabulary_file}
+                if hasattr(config, "vocabulary_file")
+                else {}
             ),
         )
         standardized = [text.standardize_py(c) for c in train_captions]
@@ -148,6 +158,7 @@ class CaptioningTask(Task):
             os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
             config.image_size,
             config.max_length,
+            bidirectional=getattr(config, "bidirectional", False),
         )
 
     def pipeline(self, prepared, split, batch_size, training=False, seed=0):
@@ -168,10 +179,18 @@ class CaptioningTask(Task):
     # --------------------------------------------------------- training --
 
     def compile(self, model, config):
+        # One loss per language model (a bidirectional captioner has two).
         compile_model(
             model,
             config,
-            loss=keras.losses.SparseCategoricalCrossentropy(
+            loss={
+                name: keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True, ignore_class=generation.PAD_ID
+                )
+                for name in model.output_names
+            }
+            if len(model.outputs) > 1
+            else keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=generation.PAD_ID
             ),
         )
@@ -361,17 +380,15 @@ def _read(path):
 
 def _serve(model, preprocessor, raw, beam_width=None):
     images = preprocessor.images(raw[IMAGE])
-    width = beam_width or model.get_layer(generation.CAPTION_DECODER).beam_width
-    if width == 1:
-        ids, scores = generation.greedy_decode(model, images)
-    else:
-        ids, scores = generation.beam_search_decode(
-            model, images, beam_width=width
-        )
-    return {
+    ids, scores, backward = generation.decode(model, images, beam_width)
+    outputs = {
         "caption": preprocessor.detokenize(ids),
         "score": tf.cast(scores, tf.float32),
     }
+    if generation.is_bidirectional(model):
+        # Which language model's sentence was kept.
+        outputs["direction"] = tf.where(backward, "backward", "forward")
+    return outputs
 
 
 def _serve_greedy(model, preprocessor, raw):
