@@ -93,7 +93,11 @@ def _cmd_main(args):
     from mmzoo.main_job import run_main_job
 
     return run_main_job(
-        export_dir=args.export_dir, logdir=args.logdir, seed=args.seed
+        export_dir=args.export_dir,
+        logdir=args.logdir,
+        seed=args.seed,
+        models=args.models or None,
+        jobs=args.jobs,
     )
 
 
@@ -166,6 +170,19 @@ def build_parser():
     main_job.add_argument("--export-dir", default="export")
     main_job.add_argument("--logdir", default="logs")
     main_job.add_argument("--seed", type=int, default=0)
+    main_job.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="models trained at once, each in its own process (default: "
+        "one per CPU core, at most 4; 1 = one after the other)",
+    )
+    main_job.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="train only these registered models (default: all)",
+    )
     main_job.set_defaults(func=_cmd_main)
     return parser
 

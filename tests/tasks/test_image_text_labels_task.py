@@ -4,8 +4,6 @@ column; what the data sets in the config, the served `label`, `score` and
 `reconstruction`, the metric names and the report `mmzoo train` writes."""
 
 import csv
-import glob
-import json
 import os
 
 import keras
@@ -14,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo import cli
 from mmzoo.export import export_model
 from mmzoo.tasks import get_task
 from mmzoo.tasks.classification import (
@@ -22,6 +19,7 @@ from mmzoo.tasks.classification import (
     predicted_labels,
     target_statistics,
 )
+from mmzoo.training import train
 
 VL = "vision_language_classifier"
 MT = "image_text_multitask"
@@ -98,14 +96,28 @@ def _raw(task, prepared, count=5):
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
+def single_run(tmp_path_factory):
+    """`mmzoo.training.train` (what `mmzoo train` runs) on a single-label
+    folder with a target column: one epoch, evaluated, saved, exported."""
     tmp = tmp_path_factory.mktemp("single")
-    folder = write_folder(tmp / "data")
-    task, prepared, model = _train(VL, folder, str(tmp / "assets"))
-    path = export_model(
-        model, task, prepared.config, prepared.preprocessor, str(tmp / "ex")
+    folder = write_folder(tmp / "data", targets=True)
+    return train(
+        VL,
+        dataset="image-text-labels",
+        data_dir=folder,
+        variant="tiny",
+        epochs=1,
+        logdir=str(tmp / "logs"),
+        export_dir=str(tmp / "export"),
+        verbose=0,
     )
-    return task, prepared, model, path
+
+
+@pytest.fixture(scope="module")
+def single(single_run):
+    task = get_task(VL)
+    prepared, model = single_run["prepared"], single_run["keras_model"]
+    return task, prepared, model, single_run["export"]
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +138,7 @@ def test_single_label_data_sets_the_config(single):
     config = prepared.config
     assert config.head == "softmax" and config.num_labels == 3
     assert config.label_names == NAMES
-    assert config.num_targets == 0
+    assert config.num_targets == 1  # the target column
     sizes = {k: len(v) for k, v in prepared.examples.items()}
     assert sizes == {"train": 32, "val": 4, "test": 4}  # 80/10/10 by seed
 
@@ -136,9 +148,11 @@ def test_single_label_serving_gives_the_class_name(single):
     serving = tf.saved_model.load(path).signatures["serving_default"]
     raw = _raw(task, prepared)
     served = serving(**raw)
-    assert set(served) == {"probabilities", "label"}
+    assert set(served) == {"probabilities", "label", "score"}
     assert served["label"].dtype == tf.string
-    probabilities = model(prepared.preprocessor(raw), training=False)
+    probabilities = model(prepared.preprocessor(raw), training=False)[
+        "probabilities"
+    ]
     want = [NAMES[i] for i in np.argmax(probabilities, axis=-1)]
     assert [v.decode() for v in served["label"].numpy()] == want
     np.testing.assert_allclose(
@@ -150,7 +164,7 @@ def test_single_label_metrics_and_report(single):
     task, prepared, model, _ = single
     metrics = task.evaluate(model, prepared, "test", 8)
     assert {"loss", "auroc", "accuracy", "macro_f1"} <= set(metrics)
-    assert not {"map", "micro_f1", "mae", "reconstruction_mse"} & set(metrics)
+    assert not {"map", "micro_f1", "reconstruction_mse"} & set(metrics)
     reports = task.reports(model, prepared, "test")
     text = reports[REPORT_FILE]
     for word in (*NAMES, "precision", "accuracy", "macro avg"):
@@ -242,32 +256,15 @@ def test_target_statistics():
     assert target_statistics(np.full((2, 1), np.nan)) == ((0.0,), (1.0,))
 
 
-def test_cli_train_writes_report_and_new_metric_names(tmp_path, capsys):
-    # In-process (`mmzoo.cli.main`) and without `mmzoo verify`: the console
-    # script and the fresh-process check have their own tests
-    # (tests/test_cli.py, the contract).
-    folder = write_folder(tmp_path / "data", targets=True)
-    logdir = tmp_path / "logs"
-    code = cli.main(
-        [
-            "train", VL, "--dataset", "image-text-labels", "--data-dir",
-            folder, "--variant", "tiny", "--epochs", "1",
-            "--logdir", str(logdir),
-            "--export-dir", str(tmp_path / "export"), "--no-verify",
-        ]
-    )  # fmt: skip
-    out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
-    summary = json.loads(out.out.strip().splitlines()[-1])
-    test = summary["metrics"]["test"]
+def test_train_writes_report_and_new_metric_names(single_run):
+    test = single_run["metrics"]["test"]
     assert {"accuracy", "macro_f1", "mae", "rmse", "pearson"} <= set(test)
-    (run_dir,) = glob.glob(str(logdir / VL / "*"))
-    with open(os.path.join(run_dir, REPORT_FILE)) as f:
+    with open(os.path.join(single_run["run_dir"], REPORT_FILE)) as f:
         report = f.read()
     assert "weighted avg" in report and "blue" in report
     # The export answers raw PNG bytes and text with a class name and a
     # score per example.
-    serving = tf.saved_model.load(summary["export"]).signatures[
+    serving = tf.saved_model.load(single_run["export"]).signatures[
         "serving_default"
     ]
     served = serving(
