@@ -300,6 +300,20 @@ def verify_one(path):
 
 def main(paths):
     """Prints a JSON list with one report per export path."""
+    print(json.dumps(verify_all(paths)))
+
+
+def serve():
+    """Verifies requests until stdin closes: each stdin line is a JSON list
+    of export paths, answered by one stdout line, the JSON list of their
+    reports (`mmzoo.export.verify.persistent_worker`)."""
+    for line in sys.stdin:
+        print(json.dumps(verify_all(json.loads(line))), flush=True)
+
+
+def verify_all(paths):
+    """One report per export path; each says which mmzoo / keras-hub
+    modules this process had imported (none is allowed)."""
     reports = [verify_one(path) for path in paths]
     modules = sorted(
         m
@@ -312,7 +326,7 @@ def main(paths):
             report["errors"].append(
                 f"verification process imported {modules[:3]}"
             )
-    print(json.dumps(reports))
+    return reports
 
 
 def _check(path, report):
@@ -364,4 +378,7 @@ def _check(path, report):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        main(sys.argv[1:])

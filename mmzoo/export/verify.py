@@ -1,5 +1,6 @@
 """`mmzoo verify`: check an export as TF Serving would load it."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -144,7 +145,9 @@ def verify_exports(paths, raise_on_error=False):
         p for p in paths if os.path.isfile(os.path.join(p, "saved_model.pb"))
     ]
     raw = {}
-    if loadable:
+    if loadable and _PERSISTENT:
+        raw = _PERSISTENT[-1].verify(loadable)
+    elif loadable:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         proc = subprocess.run(
             [sys.executable, _WORKER, *loadable],
@@ -181,3 +184,73 @@ def verify_exports(paths, raise_on_error=False):
     if raise_on_error and failed:
         raise RuntimeError("\n\n".join(r.table() for r in failed))
     return results
+
+
+# Workers of `persistent_worker` contexts, innermost last.
+_PERSISTENT = []
+
+
+class _Worker:
+    """A TensorFlow-only verification process that answers requests until
+    closed (`_verify_worker.serve`); restarted after a crash."""
+
+    def __init__(self):
+        self.proc = None
+
+    def _start(self):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        self.proc = subprocess.Popen(
+            [sys.executable, _WORKER, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+
+    def verify(self, paths):
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        try:
+            self.proc.stdin.write(json.dumps(paths) + "\n")
+            self.proc.stdin.flush()
+            reports = json.loads(self.proc.stdout.readline())
+            return {r["path"]: r for r in reports}
+        except (OSError, ValueError, KeyError, TypeError):
+            code = self.proc.poll()
+            self.close()
+            failure = f"verification process failed (exit {code})"
+            return {p: {"errors": [failure]} for p in paths}
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
+@contextlib.contextmanager
+def persistent_worker():
+    """Within this context, `verify` and `verify_exports` send their
+    exports to one long-lived TensorFlow-only process instead of starting
+    a fresh one per call (importing TensorFlow costs seconds a call).
+
+    The process still never imports mmzoo or keras-hub (each report
+    checks), so an export that needs their ops still fails; it only keeps
+    TensorFlow imported between exports. For test suites and batch jobs.
+
+    Example:
+    >>> with persistent_worker():
+    ...     for path in paths:
+    ...         verify(path, raise_on_error=True)
+    """
+    worker = _Worker()
+    _PERSISTENT.append(worker)
+    try:
+        yield worker
+    finally:
+        _PERSISTENT.remove(worker)
+        worker.close()

@@ -7,14 +7,18 @@ process.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmzoo.export.verify import verify, verify_exports, write_examples
+from mmzoo import cli
+from mmzoo.export.verify import (
+    persistent_worker,
+    verify,
+    verify_exports,
+    write_examples,
+)
 from mmzoo.export.warmup import WARMUP_FILE, write_warmup_requests
 
 SPEC = tf.TensorSpec([None], tf.float32, name="x")
@@ -190,18 +194,31 @@ def test_missing_warmup_is_a_warning(reports):
     )
 
 
-def test_cli_checks_every_export_and_fails_if_one_fails(reports):
+def test_cli_checks_every_export_and_fails_if_one_fails(reports, capsys):
+    # In-process (`mmzoo.cli.main`, what the console script calls; the
+    # console script itself is tests/test_cli.py's).
     good, bad = reports["clean"].path, reports["reads_file"].path
-    proc = subprocess.run(
-        [sys.executable, "-m", "mmzoo.cli", "verify", good, bad],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"export: {good}" in proc.stdout
-    assert f"export: {bad}" in proc.stdout
-    assert proc.stdout.count("\nOK") == 1
-    assert "FAILED:" in proc.stdout
-    assert "forbidden op ReadFile" in proc.stdout
+    code = cli.main(["verify", good, bad])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"export: {good}" in out
+    assert f"export: {bad}" in out
+    assert out.count("\nOK") == 1
+    assert "FAILED:" in out
+    assert "forbidden op ReadFile" in out
+
+
+def test_persistent_worker_reuses_its_process_and_restarts_after_a_crash(
+    reports,
+):
+    path = reports["clean"].path
+    with persistent_worker() as worker:
+        assert verify(path).ok
+        pid = worker.proc.pid
+        assert verify(path).ok
+        assert worker.proc.pid == pid  # the same TensorFlow-only process
+        worker.proc.kill()
+        worker.proc.wait()
+        assert verify(path).ok  # a new one
+        assert worker.proc.pid != pid
+    assert worker.proc is None  # closed with the context
