@@ -67,3 +67,24 @@ def read_glove(path, words):
     if dimension is None:
         raise ValueError(f"{path}: empty GloVe file")
     return vectors, found
+
+
+def glove_dimension(path):
+    """The vector width of the GloVe file at `path` (from its first line).
+
+    Raises:
+        ValueError: naming the file when it is missing, empty or its first
+            line holds no values.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+    except OSError as error:
+        raise ValueError(f"glove_path {path}: {error.strerror}") from None
+    dimension = len(first.rstrip("\n").rstrip(" ").split(" ")) - 1
+    if dimension < 1:
+        raise ValueError(
+            f"{path}:1: expected a word and its vector values, got "
+            f"{first[:80]!r}"
+        )
+    return dimension

@@ -34,7 +34,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from mmzoo.data.glove import read_glove
+from mmzoo.data.glove import glove_dimension, read_glove
 from mmzoo.heads.generation import (
     BACKWARD_DECODER,
     BACKWARD_LOGITS,
@@ -69,9 +69,9 @@ class GloveBiLSTMCaptionerConfig(CaptionerConfig):
         fusion: str. How the image and the word meet before the LSTM:
             `"max_alignment"` (the seed's) or any vector fusion.
         fusion_units: int. Width of the aligned space.
-        glove_path: str. A GloVe text file (`word v1 ... vD` per line, D =
-            `embedding_dim`) to start the word embedding from; `""` starts
-            it at random.
+        glove_path: str. A GloVe text file (`word v1 ... vD` per line) to
+            start the word embedding from; `embedding_dim` then follows the
+            file's D. `""` starts it at random.
         glove_trainable: bool. Fine-tune the GloVe vectors (frozen by
             default).
         vocabulary_file: str. The caption vocabulary (one token per line,
@@ -93,6 +93,11 @@ class GloveBiLSTMCaptionerConfig(CaptionerConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.glove_path:
+            # The vectors are the embedding: its width is theirs.
+            object.__setattr__(
+                self, "embedding_dim", glove_dimension(self.glove_path)
+            )
         if self.fusion not in DECODER_FUSIONS:
             self.fail(
                 f"unknown fusion '{self.fusion}'; valid: "

@@ -288,16 +288,18 @@ def test_glove_vectors_start_the_frozen_word_embedding(tmp_path):
         ),
     )
     assert tuned.get_layer(generation.TOKEN_EMBEDDING).trainable
-    with pytest.raises(ValueError, match="set embedding_dim=3"):
-        mmzoo.build(
-            "glove_bilstm_captioner",
-            config=dataclasses.replace(
-                config,
-                glove_path=_write_glove(
-                    tmp_path / "g3.txt", {"red": [1, 2, 3]}
-                ),
-            ),
-        )
+    # `embedding_dim` follows the file (tiny's is 32): a user brings
+    # glove.6B.50d.txt to any variant.
+    three = dataclasses.replace(
+        config,
+        glove_path=_write_glove(tmp_path / "g3.txt", {words[0]: [1, 2, 3]}),
+    )
+    assert three.embedding_dim == 3
+    model = mmzoo.build("glove_bilstm_captioner", config=three)
+    table = model.get_layer(generation.TOKEN_EMBEDDING).embeddings
+    np.testing.assert_allclose(table[tokens.index(words[0])], [1, 2, 3])
+    with pytest.raises(ValueError, match="glove_path .*missing.txt"):
+        dataclasses.replace(config, glove_path=str(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="needs the caption vocabulary"):
         mmzoo.build("glove_bilstm_captioner", "tiny", glove_path=glove)
 
