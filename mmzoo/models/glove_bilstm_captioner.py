@@ -30,6 +30,7 @@ Reference:
 """
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -93,8 +94,10 @@ class GloveBiLSTMCaptionerConfig(CaptionerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.glove_path:
-            # The vectors are the embedding: its width is theirs.
+        # The vectors are the embedding: its width is theirs. (A config read
+        # back from a run folder elsewhere may not reach the file; its
+        # embedding_dim is already the file's, and only building needs it.)
+        if self.glove_path and os.path.isfile(self.glove_path):
             object.__setattr__(
                 self, "embedding_dim", glove_dimension(self.glove_path)
             )
@@ -152,6 +155,11 @@ def glove_embedding_weights(config, initial):
             "glove_bilstm_captioner: glove_path needs the caption vocabulary "
             "(config.vocabulary_file, set by the captioning task's prepare); "
             "build the model from prepared.config"
+        )
+    if not os.path.isfile(config.glove_path):
+        raise ValueError(
+            f"glove_bilstm_captioner: glove_path {config.glove_path} is not "
+            "a file"
         )
     with open(config.vocabulary_file, encoding="utf-8") as f:
         words = f.read().splitlines()
