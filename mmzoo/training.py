@@ -41,8 +41,9 @@ def train(
         seed: int. Seeds weights, shuffling and the data split.
         overrides: dict of config overrides (strict).
         logdir: str. Run folders (TensorBoard logs, `model.keras`, config,
-            preprocessing assets, the task's text reports on the test
-            split such as `classification_report.txt`) go to
+            preprocessing assets, `metrics.json` (the returned metrics),
+            the task's text reports on the test split such as
+            `classification_report.txt`) go to
             `logdir/<model>/<time>/`.
         export_dir: str or None. Export base folder; None skips the export.
         steps_per_epoch: int or None. Cap on training steps per epoch.
@@ -92,6 +93,8 @@ def train(
     }
     examples = task.raw_examples(prepared, "test", 8)
     save_run(run_dir, model_name, model, config, examples)
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
     for filename, text in task.reports(model, prepared, "test").items():
         with open(os.path.join(run_dir, filename), "w") as f:
             f.write(text)

@@ -4,6 +4,7 @@ column; what the data sets in the config, the served `label`, `score` and
 `reconstruction`, the metric names and the report `mmzoo train` writes."""
 
 import csv
+import json
 import os
 
 import keras
@@ -262,6 +263,8 @@ def test_train_writes_report_and_new_metric_names(single_run):
     with open(os.path.join(single_run["run_dir"], REPORT_FILE)) as f:
         report = f.read()
     assert "weighted avg" in report and "blue" in report
+    with open(os.path.join(single_run["run_dir"], "metrics.json")) as f:
+        assert json.load(f) == single_run["metrics"]
     # The export answers raw PNG bytes and text with a class name and a
     # score per example.
     serving = tf.saved_model.load(single_run["export"]).signatures[
