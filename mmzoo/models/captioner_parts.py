@@ -12,7 +12,15 @@ import dataclasses
 import keras
 
 from mmzoo.encoders import IMAGE_ENCODERS, build_image_encoder
-from mmzoo.heads.generation import END_ID, IMAGE_ENCODER, IMAGE_INPUT
+from mmzoo.heads.generation import (
+    CAPTION_DECODER,
+    END_ID,
+    IMAGE_ENCODER,
+    IMAGE_INPUT,
+    LOGITS,
+    TOKEN_EMBEDDING,
+    TOKEN_INPUT,
+)
 from mmzoo.layers.fusion import FUSION_METHODS, SEQUENCE_FUSIONS, get_fusion
 from mmzoo.specs import ImageSpec
 from mmzoo.training_config import TrainingConfig
@@ -138,6 +146,112 @@ class CaptionerConfig(TrainingConfig):
     def modality_specs(self):
         """The served raw inputs: one `ImageSpec` named `image`."""
         return (ImageSpec(name=IMAGE_INPUT, size=self.image_size),)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionCaptionerConfig(CaptionerConfig):
+    """`CaptionerConfig` plus the settings of a `FusionLSTMDecoder`.
+
+    Attributes:
+        image_units: int. Width of the image vector `v`.
+        fusion: str. How image and words meet: one of `DECODER_FUSIONS`.
+        fusion_units: int. Width of projecting fusions (and of `z_t` under
+            `merge`).
+    """
+
+    image_encoder: str = "resnet50"
+    image_units: int = 512
+    fusion: str = "concat"
+    fusion_units: int = 512
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.fusion not in DECODER_FUSIONS:
+            self.fail(
+                f"unknown fusion '{self.fusion}'; valid: "
+                f"{', '.join(DECODER_FUSIONS)}"
+            )
+
+
+TINY = {
+    "image_size": 32,
+    "cnn_filters": (16, 32, 32),
+    "embedding_dim": 32,
+    "decoder_units": 64,
+    "dropout": 0.1,
+    "max_length": 16,
+    "epochs": 15,
+}
+"""Settings every captioner's `tiny` variant shares (CPU minutes)."""
+
+TINY_FUSION = {
+    **TINY,
+    "image_encoder": "cnn",
+    "image_units": 32,
+    "fusion_units": 64,
+}
+"""`TINY` plus a `FusionCaptionerConfig`'s own settings."""
+
+
+def fusion_decoder(config, fuse_at, name=CAPTION_DECODER):
+    """The `FusionLSTMDecoder` of a `FusionCaptionerConfig`."""
+    return FusionLSTMDecoder(
+        config.decoder_units,
+        config.image_units,
+        fusion=config.fusion,
+        fuse_at=fuse_at,
+        fusion_units=config.fusion_units,
+        beam_width=config.beam_width,
+        name=name,
+    )
+
+
+def caption_inputs(config):
+    """The `image` and `token_ids` `keras.Input`s of a captioner."""
+    size = config.image_size
+    image = keras.Input((size, size, 3), dtype="float32", name=IMAGE_INPUT)
+    token_ids = keras.Input(
+        (config.max_length - 1,), dtype="int32", name=TOKEN_INPUT
+    )
+    return image, token_ids
+
+
+def build_captioner(config, make_decoder, name):
+    """A one-directional teacher-forced captioner around `decoder`.
+
+    image → `caption_image_encoder` → `(pooled, regions)`; token ids →
+    `token_embedding` → dropout → `decoder(embeddings, regions, pooled)` →
+    dropout → `logits`. The layer names are those `mmzoo.heads.generation`
+    decodes with.
+
+    Args:
+        config: a `CaptionerConfig`.
+        make_decoder: callable returning the decoder layer, named
+            `caption_decoder` and meeting the decoding contract of
+            `mmzoo.heads.generation`. Called after the encoder and the
+            embedding exist, so that a seed gives the same weights whatever
+            the decoder (layers draw seeds in creation order).
+        name: str. The model's name.
+
+    Returns:
+        An uncompiled `keras.Model`: `{"image", "token_ids"}` → `logits`.
+    """
+    image, token_ids = caption_inputs(config)
+    pooled, regions = caption_image_encoder(config)(image)
+    embeddings = keras.layers.Embedding(
+        config.vocabulary_size, config.embedding_dim, name=TOKEN_EMBEDDING
+    )(token_ids)
+    embeddings = keras.layers.Dropout(config.dropout, name="embedding_dropout")(
+        embeddings
+    )
+    outputs = make_decoder()(embeddings, regions, pooled)
+    outputs = keras.layers.Dropout(config.dropout, name="output_dropout")(
+        outputs
+    )
+    logits = keras.layers.Dense(config.vocabulary_size, name=LOGITS)(outputs)
+    return keras.Model(
+        {IMAGE_INPUT: image, TOKEN_INPUT: token_ids}, logits, name=name
+    )
 
 
 def caption_image_encoder(config):

@@ -47,19 +47,21 @@ from mmzoo.heads.generation import (
     TOKEN_INPUT,
 )
 from mmzoo.models.captioner_parts import (
-    DECODER_FUSIONS,
-    CaptionerConfig,
-    FusionLSTMDecoder,
+    TINY_FUSION,
+    FusionCaptionerConfig,
     caption_image_encoder,
+    caption_inputs,
+    fusion_decoder,
 )
 from mmzoo.registry import register_model
 
 
 @dataclasses.dataclass(frozen=True)
-class GloveBiLSTMCaptionerConfig(CaptionerConfig):
+class GloveBiLSTMCaptionerConfig(FusionCaptionerConfig):
     """Hyperparameters for `build_glove_bilstm_captioner`: the settings
-    every captioner has (`mmzoo.models.captioner_parts.CaptionerConfig`)
-    plus the alignment's and the GloVe file's.
+    every captioner has and those of its fusion
+    (`mmzoo.models.captioner_parts.FusionCaptionerConfig`) plus the GloVe
+    file's.
 
     Defaults are the reference settings: ResNet-50 features at 224 pixels,
     300-wide GloVe vectors, max alignment in a 512-wide space, 512-unit
@@ -80,11 +82,8 @@ class GloveBiLSTMCaptionerConfig(CaptionerConfig):
             `glove_path`.
     """
 
-    image_encoder: str = "resnet50"
     embedding_dim: int = 300
-    image_units: int = 512
     fusion: str = "max_alignment"
-    fusion_units: int = 512
     glove_path: str = ""
     glove_trainable: bool = False
     vocabulary_file: str = ""
@@ -101,40 +100,12 @@ class GloveBiLSTMCaptionerConfig(CaptionerConfig):
             object.__setattr__(
                 self, "embedding_dim", glove_dimension(self.glove_path)
             )
-        if self.fusion not in DECODER_FUSIONS:
-            self.fail(
-                f"unknown fusion '{self.fusion}'; valid: "
-                f"{', '.join(DECODER_FUSIONS)}"
-            )
 
 
 VARIANTS = {
-    "tiny": {
-        "image_size": 32,
-        "image_encoder": "cnn",
-        "cnn_filters": (16, 32, 32),
-        "embedding_dim": 32,
-        "decoder_units": 64,
-        "image_units": 32,
-        "fusion_units": 64,
-        "dropout": 0.1,
-        "max_length": 16,
-        "epochs": 15,
-    },
+    "tiny": TINY_FUSION,
     "base": {},
 }
-
-
-def _decoder(config, name):
-    return FusionLSTMDecoder(
-        config.decoder_units,
-        config.image_units,
-        fusion=config.fusion,
-        fuse_at="inject",
-        fusion_units=config.fusion_units,
-        beam_width=config.beam_width,
-        name=name,
-    )
 
 
 def glove_embedding_weights(config, initial):
@@ -215,12 +186,9 @@ def build_glove_bilstm_captioner(
     ...                     vocabulary_size=50)
     >>> captions, scores = mmzoo.heads.generate(model, images)
     """
-    size = config.image_size
-    length = config.max_length - 1
-    image = keras.Input((size, size, 3), dtype="float32", name=IMAGE_INPUT)
-    token_ids = keras.Input((length,), dtype="int32", name=TOKEN_INPUT)
+    image, token_ids = caption_inputs(config)
     reverse_ids = keras.Input(
-        (length,), dtype="int32", name=REVERSE_TOKEN_INPUT
+        token_ids.shape[1:], dtype="int32", name=REVERSE_TOKEN_INPUT
     )
     pooled, regions = caption_image_encoder(config)(image)
     embedding = keras.layers.Embedding(
@@ -235,7 +203,7 @@ def build_glove_bilstm_captioner(
         (token_ids, CAPTION_DECODER, LOGITS),
         (reverse_ids, BACKWARD_DECODER, BACKWARD_LOGITS),
     ):
-        hidden = _decoder(config, decoder)(
+        hidden = fusion_decoder(config, "inject", decoder)(
             dropout(embedding(ids)), regions, pooled
         )
         hidden = keras.layers.Dropout(config.dropout, name=f"{logits}_dropout")(

@@ -37,7 +37,11 @@ from mmzoo.heads.generation import (
     TOKEN_EMBEDDING,
     TOKEN_INPUT,
 )
-from mmzoo.models.captioner_parts import CaptionerConfig, caption_image_encoder
+from mmzoo.models.captioner_parts import (
+    TINY,
+    CaptionerConfig,
+    build_captioner,
+)
 from mmzoo.registry import register_model
 
 __all__ = [
@@ -80,19 +84,13 @@ class ViTLSTMCaptionerConfig(CaptionerConfig):
 
 VARIANTS = {
     "tiny": {
-        "image_size": 32,
+        **TINY,
         "patch_size": 8,
         "vit_num_layers": 2,
         "vit_num_heads": 2,
         "vit_hidden_dim": 32,
         "vit_mlp_dim": 64,
-        "cnn_filters": (16, 32, 32),
-        "embedding_dim": 32,
-        "decoder_units": 64,
         "attention_units": 32,
-        "dropout": 0.1,
-        "max_length": 16,
-        "epochs": 15,
     },
     "base": {},
 }
@@ -270,32 +268,13 @@ def build_vit_lstm_captioner(config: ViTLSTMCaptionerConfig) -> keras.Model:
         Xu et al., "Show, Attend and Tell", ICML 2015; Dosovitskiy et al.,
         "An Image is Worth 16x16 Words", ICLR 2021.
     """
-    size = config.image_size
-    image = keras.Input((size, size, 3), dtype="float32", name=IMAGE_INPUT)
-    token_ids = keras.Input(
-        (config.max_length - 1,), dtype="int32", name=TOKEN_INPUT
-    )
 
-    pooled, regions = caption_image_encoder(config)(image)
+    def decoder():
+        return AttentionLSTMDecoder(
+            config.decoder_units,
+            config.attention_units,
+            beam_width=config.beam_width,
+            name=CAPTION_DECODER,
+        )
 
-    embeddings = keras.layers.Embedding(
-        config.vocabulary_size, config.embedding_dim, name=TOKEN_EMBEDDING
-    )(token_ids)
-    embeddings = keras.layers.Dropout(config.dropout, name="embedding_dropout")(
-        embeddings
-    )
-    outputs = AttentionLSTMDecoder(
-        config.decoder_units,
-        config.attention_units,
-        beam_width=config.beam_width,
-        name=CAPTION_DECODER,
-    )(embeddings, regions, pooled)
-    outputs = keras.layers.Dropout(config.dropout, name="output_dropout")(
-        outputs
-    )
-    logits = keras.layers.Dense(config.vocabulary_size, name=LOGITS)(outputs)
-    return keras.Model(
-        {IMAGE_INPUT: image, TOKEN_INPUT: token_ids},
-        logits,
-        name="vit_lstm_captioner",
-    )
+    return build_captioner(config, decoder, "vit_lstm_captioner")

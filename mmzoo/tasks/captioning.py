@@ -179,21 +179,13 @@ class CaptioningTask(Task):
     # --------------------------------------------------------- training --
 
     def compile(self, model, config):
-        # One loss per language model (a bidirectional captioner has two).
-        compile_model(
-            model,
-            config,
-            loss={
-                name: keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True, ignore_class=generation.PAD_ID
-                )
-                for name in model.output_names
-            }
-            if len(model.outputs) > 1
-            else keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=generation.PAD_ID
-            ),
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=generation.PAD_ID
         )
+        if len(model.outputs) > 1:
+            # One per language model (a bidirectional captioner has two).
+            loss = {name: loss for name in model.output_names}
+        compile_model(model, config, loss=loss)
 
     def evaluate(self, model, prepared, split, batch_size):
         """Caption metrics of beam-search captions on `split`.

@@ -96,11 +96,12 @@ def test_no_step_sees_the_word_it_predicts(name, output):
     inputs = {"image": images, "token_ids": tokens}
     if generation.is_bidirectional(model):
         inputs[generation.REVERSE_TOKEN_INPUT] = _tokens(2, seed=1)
-    before = np.asarray(
-        model(inputs)[output]
-        if isinstance(model(inputs), dict)
-        else model(inputs)
-    )
+
+    def logits(values):
+        out = model(values)
+        return np.asarray(out[output] if isinstance(out, dict) else out)
+
+    before = logits(inputs)
     for t in range(STEPS - 1):
         changed = {k: np.array(v) for k, v in inputs.items()}
         for key in ("token_ids", generation.REVERSE_TOKEN_INPUT):
@@ -108,8 +109,7 @@ def test_no_step_sees_the_word_it_predicts(name, output):
                 changed[key][:, t + 1 :] = (
                     changed[key][:, t + 1 :] + 1
                 ) % VOCAB
-        after = model(changed)
-        after = np.asarray(after[output] if isinstance(after, dict) else after)
+        after = logits(changed)
         np.testing.assert_allclose(
             after[:, : t + 1], before[:, : t + 1], atol=1e-5, err_msg=str(t)
         )
