@@ -76,6 +76,8 @@ def _cmd_export(args):
         keep_versions=args.keep,
         examples=examples,
         tpu_function_alias=args.tpu_function_alias,
+        gallery=args.gallery,
+        top_k=args.top_k,
     )
     print(json.dumps({"model": name, "export": path}))
     return 0
@@ -149,6 +151,18 @@ def build_parser():
         metavar="ALIAS",
         help="also export the model's forward pass under this function "
         "alias (e.g. tpu_func) for the TPU inference converter",
+    )
+    export.add_argument(
+        "--gallery",
+        help="retrieval models: a folder of images or a text file of "
+        "captions to embed into the export, served by the search_by_text "
+        "and search_by_image signatures",
+    )
+    export.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="results per gallery query (default 10)",
     )
     export.set_defaults(func=_cmd_export)
 

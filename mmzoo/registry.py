@@ -14,7 +14,7 @@ from collections.abc import Callable
 _MODELS = {}
 
 
-PROBLEMS = ("classification", "ctr", "captioning")
+PROBLEMS = ("classification", "ctr", "captioning", "retrieval", "vqa")
 """Problem kinds; each has one generic task in `mmzoo.tasks`."""
 
 

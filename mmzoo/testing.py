@@ -125,10 +125,10 @@ def serve_eagerly(
     dict of NumPy outputs."""
     import tensorflow as tf
 
-    functions = {"serving_default": task.serve}
-    functions.update(task.extra_signatures(config))
-    tensors = {k: tf.constant(v) for k, v in raw.items()}
-    outputs = functions[signature](model, preprocessor, tensors)
+    endpoint = task.endpoints(config, preprocessor)[signature]
+    inputs = task.endpoint_signature(config, endpoint)
+    tensors = {k: tf.constant(raw[k]) for k in inputs}
+    outputs = endpoint.serve(model, preprocessor, tensors)
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
@@ -241,12 +241,14 @@ def check_model(
     if not version.endswith(os.path.join(name, "1")):
         raise AssertionError(f"{name}: first export went to {version}")
     loaded = tf.saved_model.load(version)
-    signatures = ("serving_default", *task.extra_signatures(config))
+    endpoints = task.endpoints(config, prepared.preprocessor)
+    signatures = tuple(endpoints)
     expected = {}
-    for key in signatures:
+    for key, endpoint in endpoints.items():
         serving = loaded.signatures[key]
+        inputs = task.endpoint_signature(config, endpoint)
         for size in SERVING_BATCH_SIZES:
-            batch = {k: v[:size] for k, v in raw.items()}
+            batch = {k: raw[k][:size] for k in inputs}
             served = serving(**{k: tf.constant(v) for k, v in batch.items()})
             want = serve_eagerly(
                 task, config, model, prepared.preprocessor, batch, key

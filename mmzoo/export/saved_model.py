@@ -135,25 +135,28 @@ def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(preprocessor)
-    signature = task.serving_signature(config)
 
-    def endpoint(serve):
+    def endpoint_function(endpoint, signature):
         # Autograph is off in ExportArchive endpoints: `serve` must use
         # graph-friendly control flow only. Every endpoint checks that the
         # inputs share one batch size and answers an empty batch itself.
         def function(raw):
             raw = check_batch_sizes(raw, signature)
             return answer_empty_batches(
-                lambda r: serve(model, preprocessor, r), raw, signature
+                lambda r: endpoint.serve(model, preprocessor, r),
+                raw,
+                signature,
             )
 
         return function
 
-    archive.add_endpoint(
-        SERVING_KEY, endpoint(task.serve), input_signature=[signature]
-    )
-    for name, serve in task.extra_signatures(config).items():
-        archive.add_endpoint(name, endpoint(serve), input_signature=[signature])
+    for name, endpoint in task.endpoints(config, preprocessor).items():
+        signature = task.endpoint_signature(config, endpoint)
+        archive.add_endpoint(
+            name,
+            endpoint_function(endpoint, signature),
+            input_signature=[signature],
+        )
     if tpu_function_alias:
         # The TPU inference converter rewrites the function named by this
         # alias (the model's forward pass on preprocessed tensors) for the
@@ -166,6 +169,14 @@ def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
     return archive
 
 
+def signature_inputs(task, config, preprocessor=None):
+    """Dict of signature name to the raw input names it takes."""
+    return {
+        name: tuple(task.endpoint_signature(config, endpoint))
+        for name, endpoint in task.endpoints(config, preprocessor).items()
+    }
+
+
 def export_model(
     model,
     task,
@@ -176,6 +187,8 @@ def export_model(
     keep_versions=None,
     examples=None,
     tpu_function_alias=None,
+    gallery=None,
+    top_k=None,
 ):
     """Exports `model` with its raw-input serving signature.
 
@@ -207,6 +220,14 @@ def export_model(
         The path of the new version directory.
     """
     name = name or task.model
+    if gallery is not None:
+        attach = getattr(task, "attach_gallery", None)
+        if attach is None:
+            raise ValueError(
+                f"{task.model}: a gallery is for retrieval models; this "
+                "model has no search signatures"
+            )
+        attach(model, preprocessor, gallery, top_k=top_k)
     model_dir = os.path.join(export_dir, name)
     os.makedirs(model_dir, exist_ok=True)
     archive = _build_archive(
@@ -236,6 +257,7 @@ def export_model(
                 key: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
                 for key, spec in task.serving_signature(config).items()
             },
+            "signatures": signature_inputs(task, config, preprocessor),
             "keras_version": keras.__version__,
         }
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
@@ -248,7 +270,7 @@ def export_model(
                 staged,
                 name,
                 examples,
-                signature_names=(SERVING_KEY, *task.extra_signatures(config)),
+                signature_names=signature_inputs(task, config, preprocessor),
             )
         while True:
             version_dir = os.path.join(model_dir, str(next_version(model_dir)))
@@ -270,22 +292,20 @@ def export_model(
 
 
 def record_examples(version_dir, model, task, config, preprocessor, examples):
-    """Runs every signature's function eagerly on `examples` and records
-    inputs and outputs for `mmzoo verify`."""
+    """Runs every signature's function eagerly on `examples` (the inputs
+    it takes) and records inputs and outputs for `mmzoo verify`."""
     import numpy as np
     import tensorflow as tf
 
     from mmzoo.export.verify import write_examples
 
-    raw = {k: tf.constant(v) for k, v in examples.items()}
-    functions = {SERVING_KEY: task.serve, **task.extra_signatures(config)}
     recorded = {}
-    for key, serve in functions.items():
-        outputs = serve(model, preprocessor, raw)
-        recorded[key] = (
-            {k: np.asarray(v) for k, v in examples.items()},
-            {k: np.asarray(v) for k, v in outputs.items()},
-        )
+    for key, inputs in signature_inputs(task, config, preprocessor).items():
+        endpoint = task.endpoints(config, preprocessor)[key]
+        taken = {k: np.asarray(examples[k]) for k in inputs}
+        raw = {k: tf.constant(v) for k, v in taken.items()}
+        outputs = endpoint.serve(model, preprocessor, raw)
+        recorded[key] = (taken, {k: np.asarray(v) for k, v in outputs.items()})
     write_examples(version_dir, recorded)
 
 

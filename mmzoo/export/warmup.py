@@ -40,8 +40,9 @@ def warmup_records(
             `models.config`).
         examples: dict of raw input name to a NumPy array of real examples,
             leading axis = batch.
-        signature_names: sequence of str. One set of requests per signature.
-            Defaults to `("serving_default",)`.
+        signature_names: sequence of str (one set of requests per
+            signature, each with every input), or dict of signature name to
+            the input names it takes. Defaults to `("serving_default",)`.
         batch_sizes: sequence of int or None (None = every example). One
             request per batch size; each takes the leading examples.
             Defaults to `(1, None)`.
@@ -54,9 +55,12 @@ def warmup_records(
     from mmzoo.serving import grpc_request
 
     examples = {k: np.asarray(v) for k, v in examples.items()}
+    if not isinstance(signature_names, dict):
+        signature_names = dict.fromkeys(signature_names, tuple(examples))
     records = []
-    for signature in signature_names:
-        for batch in _batches(examples, batch_sizes):
+    for signature, inputs in signature_names.items():
+        taken = {k: examples[k] for k in inputs}
+        for batch in _batches(taken, batch_sizes):
             request = grpc_request(model_name, batch, signature)
             records.append(
                 prediction_log_pb2.PredictionLog(
@@ -84,7 +88,8 @@ def write_warmup_requests(
         version_dir: str. The (staged) SavedModel folder.
         model_name: str. The model's name in `models.config`.
         examples: dict of raw input name to NumPy array (real examples).
-        signature_names: sequence of str. Signatures to warm up.
+        signature_names: sequence of str, or dict of signature name to its
+            input names. Signatures to warm up (see `warmup_records`).
         batch_sizes: sequence of int or None. See `warmup_records`.
 
     Returns:

@@ -13,6 +13,8 @@ _PROBLEM_TASKS = {
     "classification": "mmzoo.tasks.classification:ClassificationTask",
     "ctr": "mmzoo.tasks.ctr:CTRTask",
     "captioning": "mmzoo.tasks.captioning:CaptioningTask",
+    "retrieval": "mmzoo.tasks.retrieval:RetrievalTask",
+    "vqa": "mmzoo.tasks.vqa:VQATask",
 }
 
 

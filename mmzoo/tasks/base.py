@@ -9,13 +9,32 @@ per-model code.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import tensorflow as tf
+
+SERVING_DEFAULT = "serving_default"
 
 DUMMY_DATASET = "dummy"
 """Dataset name every task reads: random raw values derived from the
 model's input specs (no files, no learnable signal). The contract harness
 (`mmzoo.testing`) uses it to test a model before any real dataset exists."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One served signature.
+
+    Attributes:
+        serve: `serve(model, preprocessor, raw) -> dict of tensors`, traced
+            into the signature (graph-friendly ops only).
+        inputs: tuple of str. The raw inputs it takes, a subset of the
+            task's `serving_signature` (a retrieval model's `embed_text`
+            takes `text` only); None = all of them.
+    """
+
+    serve: Callable
+    inputs: tuple | None = None
 
 
 @dataclasses.dataclass
@@ -136,8 +155,32 @@ class Task:
 
     def extra_signatures(self, config):
         """Returns dict of signature name to a `serve`-like function
-        `(model, preprocessor, raw) -> outputs` with the same inputs."""
+        `(model, preprocessor, raw) -> outputs` with the same inputs, or
+        to an `Endpoint` (which may take fewer inputs)."""
         return {}
+
+    def endpoints(self, config, preprocessor=None):
+        """Every served signature: dict of name to `Endpoint`,
+        `serving_default` (`serve`) first, then `extra_signatures`.
+
+        Args:
+            config: the model config.
+            preprocessor: the preprocessor being exported, or None. A task
+                may serve more when it carries more (a retrieval gallery).
+        """
+        out = {SERVING_DEFAULT: Endpoint(self.serve)}
+        for name, endpoint in self.extra_signatures(config).items():
+            if not isinstance(endpoint, Endpoint):
+                endpoint = Endpoint(endpoint)
+            out[name] = endpoint
+        return out
+
+    def endpoint_signature(self, config, endpoint):
+        """The `tf.TensorSpec`s of the raw inputs `endpoint` takes."""
+        signature = self.serving_signature(config)
+        if endpoint.inputs is None:
+            return signature
+        return {name: signature[name] for name in endpoint.inputs}
 
     def raw_examples(self, prepared, split="test", count=8):
         """Returns `count` raw examples of `split` as a dict of NumPy arrays

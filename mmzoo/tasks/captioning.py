@@ -82,7 +82,7 @@ class CaptioningTask(Task):
         first)."""
         self.check_dataset(dataset, data_dir)
         if dataset == DUMMY_DATASET:
-            return _write_dummy(
+            return write_dummy_captions(
                 os.path.join(directory, DUMMY_DATASET),
                 self.input_specs(config),
                 seed,
@@ -346,7 +346,7 @@ class CaptioningTask(Task):
         return words, weights.reshape(len(row), side, side), pixels[0].numpy()
 
 
-def _write_dummy(directory, specs, seed):
+def write_dummy_captions(directory, specs, seed):
     """Writes `DUMMY_IMAGES` random PNGs of the image spec and returns them
     with two random captions each (the very last one empty) as
     `CaptionData`: the `dummy` dataset of the contract tests (no signal)."""
