@@ -10,6 +10,7 @@ from mmzoo.layers.alignment import (
     AdversarialAlignment,
     GradientReversal,
     MaxAlignment,
+    ProductAlignment,
     WeightedAlignment,
 )
 from mmzoo.layers.attention import AttentionPooling, CrossModalAttention
@@ -50,6 +51,7 @@ __all__ = [
     "ModalityDropout",
     "NumericEmbedding",
     "PooledEmbedding",
+    "ProductAlignment",
     "WeightedAlignment",
     "get_fusion",
 ]

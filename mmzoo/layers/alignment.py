@@ -117,6 +117,57 @@ class MaxAlignment(_ProjectingFusion):
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
+class ProductAlignment(_ProjectingFusion):
+    """Projects every modality to `units` (tanh), then multiplies them
+    element-wise: the fusion of the VQA paper's "deeper LSTM Q + norm I"
+    model, where a feature survives only when both modalities agree on it.
+
+    A masked modality is left out of the product (it counts as ones); an
+    example with every modality masked gets zeros.
+
+    Args:
+        units: int. Width of the shared space and of the output.
+        activation: str or callable. Activation of the projections.
+            Defaults to `"tanh"` (the paper's).
+        kernel_initializer: str or initializer. Defaults to
+            `"glorot_uniform"`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call args:
+        inputs: list or dict of `[B, D_i]` tensors.
+        modality_mask: optional `[B, M]` mask, 1 = present.
+
+    Returns:
+        A `[B, units]` tensor.
+
+    Example:
+    ```python
+    fused = ProductAlignment(64)([image_vec, question_vec])  # [B, 64]
+    ```
+
+    Reference:
+    - [Antol et al., 2015. VQA: Visual Question
+      Answering](https://arxiv.org/abs/1505.00468) (point-wise product of
+      the image and question embeddings).
+    """
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+
+    def build(self, input_shape):
+        self._build_projections(self._modality_shapes(input_shape))
+
+    def call(self, inputs, modality_mask=None, training=None):
+        tensors, mask = self._prepare(inputs, modality_mask)
+        projected = self._project(tensors)
+        present = ops.expand_dims(ops.greater(mask, 0.5), -1)
+        factors = ops.where(present, projected, ops.ones_like(projected))
+        product = ops.prod(factors, axis=1)
+        any_present = ops.any(present, axis=1)
+        return ops.where(any_present, product, ops.zeros_like(product))
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
 class WeightedAlignment(_ProjectingFusion):
     """Projects every modality to `units`, then a learned weighted sum.
 

@@ -19,6 +19,7 @@ from keras import ops
 from mmzoo.layers.alignment import (
     AdversarialAlignment,
     MaxAlignment,
+    ProductAlignment,
     WeightedAlignment,
 )
 from mmzoo.layers.attention import AttentionPooling, CrossModalAttention
@@ -371,6 +372,7 @@ _FUSIONS = {
     "attention": AttentionFusion,
     "attention_pooling": AttentionPooling,
     "max_alignment": MaxAlignment,
+    "product": ProductAlignment,
     "weighted_alignment": WeightedAlignment,
     "adversarial_alignment": AdversarialAlignment,
     "cross_attention": CrossModalAttention,

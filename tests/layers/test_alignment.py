@@ -9,6 +9,7 @@ from mmzoo.layers import (
     AdversarialAlignment,
     GradientReversal,
     MaxAlignment,
+    ProductAlignment,
     WeightedAlignment,
 )
 
@@ -61,6 +62,22 @@ def test_max_alignment_is_max_of_present_projections():
     expected = np.maximum(projected[0], projected[1])
     expected[1] = projected[0][1]
     expected[2] = projected[1][2]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_product_alignment_multiplies_present_tanh_projections():
+    layer = ProductAlignment(4)
+    inputs = _inputs()
+    mask = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], "float32")
+    out = np.asarray(layer(inputs, modality_mask=mask))
+    projected = [
+        np.tanh(x @ np.asarray(d.kernel) + np.asarray(d.bias))
+        for d, x in zip(layer.projections, inputs)
+    ]
+    expected = projected[0] * projected[1]
+    expected[1] = projected[0][1]
+    expected[2] = projected[1][2]
+    expected[3] = 0.0
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 

@@ -25,6 +25,7 @@ KWARGS = {
     "attention": {"units": 6},
     "attention_pooling": {"units": 3},
     "max_alignment": {"units": 6},
+    "product": {"units": 6},
     "weighted_alignment": {"units": 6},
     "adversarial_alignment": {"units": 6},
     "cross_attention": {"num_heads": 2, "key_dim": 3},
