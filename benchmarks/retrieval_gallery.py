@@ -132,7 +132,9 @@ def main(argv=None):
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         keys = tuple(f"images/{i:07d}.jpg" for i in range(size))
         start = time.perf_counter()
-        preprocessor = task.make_preprocessor(prepared.config, prepared.directory)
+        preprocessor = task.make_preprocessor(
+            prepared.config, prepared.directory
+        )
         path = export_model(
             model,
             task,
