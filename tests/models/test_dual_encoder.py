@@ -123,3 +123,27 @@ def test_model_outputs_and_towers():
 def test_config_errors_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
         mmzoo.get_config("dual_encoder", "tiny", **overrides)
+
+
+def test_towers_start_from_keras_hub_presets(tmp_path):
+    from mmzoo.encoders.presets import save_tiny_preset
+    from mmzoo.testing import prepare_model
+
+    vit = save_tiny_preset("vit", str(tmp_path / "vit"), image_size=32)
+    bert = save_tiny_preset("bert", str(tmp_path / "bert"))
+    _, prepared, model, history = prepare_model(
+        "dual_encoder",
+        str(tmp_path),
+        fit_batch_size=4,
+        image_encoder="vit",
+        image_preset=vit,
+        image_trainable=False,
+        text_encoder="bert",
+        text_preset=bert,
+    )
+    assert np.isfinite(history.history["loss"][0])
+    text_spec = prepared.config.modality_specs()[1]
+    assert text_spec.preset == bert  # the preset's tokenizer
+    image_tower = model.get_layer("image_tower")
+    frozen = [w for w in image_tower.weights if not w.trainable]
+    assert frozen  # the preset backbone, frozen

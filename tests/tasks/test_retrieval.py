@@ -1,9 +1,11 @@
-"""The retrieval task end to end: `dual_encoder` trained once (public
-`train`, synthetic scenes), its whole-split recall against chance, the
+"""The retrieval task end to end: `dual_encoder` trained once by `mmzoo
+train` on a Flickr8k-layout folder, its whole-split recall against chance, the
 export's signatures, a gallery embedded by `mmzoo export --gallery` and
 searched in a TensorFlow-only process, and the errors of bad galleries and
 bad requests."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,11 +16,12 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo.cli import main as cli_main
+from mmzoo.data.synthetic_images import write_synthetic_captions
 from mmzoo.export import export_model, read_metadata
 from mmzoo.export.verify import verify
 from mmzoo.tasks import get_task
 from mmzoo.tasks.retrieval import Gallery
-from mmzoo.training import load_run, train
+from mmzoo.training import load_run
 
 NAME = "dual_encoder"
 
@@ -30,25 +33,35 @@ def task():
 
 @pytest.fixture(scope="module")
 def trained(task, tmp_path_factory):
-    """The tiny dual encoder trained (6 epochs) on 500 synthetic scenes."""
+    """`mmzoo train dual_encoder --dataset flickr8k --variant tiny` on a
+    Flickr8k-layout folder (500 synthetic scenes), as a new user runs it;
+    the run reloaded (`load_run`) and its splits (the same seed)."""
     tmp = tmp_path_factory.mktemp("retrieval")
-    # `train` makes its own task object: set the class's scene count.
-    task_class = type(task)
-    original = task_class.synthetic_images
-    task_class.synthetic_images = 500
-    try:
-        result = train(
-            NAME,
-            "synthetic",
-            variant="tiny",
-            logdir=str(tmp / "logs"),
-            export_dir=str(tmp / "export"),
-            verbose=0,
-        )
-    finally:
-        task_class.synthetic_images = original
-    result["tmp"] = tmp
-    return result
+    data_dir = write_synthetic_captions(
+        str(tmp / "flickr8k"), 500, seed=0, image_size=32
+    )
+    logs = tmp / "logs"
+    argv = ["train", NAME, "--dataset", "flickr8k", "--data-dir", data_dir]
+    argv += ["--variant", "tiny", "--logdir", str(logs)]
+    argv += ["--export-dir", str(tmp / "export")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(argv) == 0, out.getvalue()[-3000:]
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    (run,) = os.listdir(logs / NAME)
+    run_dir = str(logs / NAME / run)
+    _, model, config, preprocessor, _ = load_run(run_dir)
+    prepared = task.prepare(
+        mmzoo.get_config(NAME, "tiny"), "flickr8k", data_dir, str(tmp / "p"), 0
+    )
+    prepared.config, prepared.preprocessor = config, preprocessor
+    return {
+        **summary,
+        "run_dir": run_dir,
+        "keras_model": model,
+        "prepared": prepared,
+        "tmp": tmp,
+    }
 
 
 def test_recall_is_far_above_chance_both_ways(trained):
