@@ -47,7 +47,7 @@ LARGE_MIN_COUNT = 5
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def build_vocabulary(captions, path, min_count=None):
+def build_vocabulary(captions, path, min_count=None, extra_words=()):
     """Writes the caption vocabulary of `captions` to `path`.
 
     Args:
@@ -55,6 +55,10 @@ def build_vocabulary(captions, path, min_count=None):
         path: str. File to write (one token a line).
         min_count: int or None. Rarer words map to OOV. Defaults to 1, or
             `LARGE_MIN_COUNT` for at least `LARGE_CAPTION_COUNT` captions.
+        extra_words: iterable of str. Words given ids after the training
+            words even if no training caption has them (the most frequent
+            words of a GloVe file: a caption with a word unseen in training
+            is then read with that word's vector, not as OOV).
 
     Returns:
         list of str: the tokens, indexed by id (`[PAD]`, `[OOV]`,
@@ -69,6 +73,7 @@ def build_vocabulary(captions, path, min_count=None):
         path,
         min_count=min_count,
         reserved=(START_TOKEN, END_TOKEN),
+        extra=extra_words,
     )
     if tokens.index(START_TOKEN) != START_ID or tokens.index(END_TOKEN) != (
         END_ID

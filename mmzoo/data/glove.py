@@ -88,3 +88,30 @@ def glove_dimension(path):
             f"{first[:80]!r}"
         )
     return dimension
+
+
+def glove_words(path, limit):
+    """The first `limit` words of the GloVe file at `path` that are single
+    caption tokens (GloVe files list words by descending frequency).
+
+    Args:
+        path: str. A GloVe text file.
+        limit: int. Most words returned.
+
+    Returns:
+        list of str, in file order. Words that the caption tokenizer would
+        change or split (punctuation, upper case) are skipped.
+    """
+    from mmzoo.data.text import tokenize_py
+
+    words = []
+    if limit <= 0:
+        return words
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            word = line.split(" ", 1)[0]
+            if tokenize_py(word) == [word]:
+                words.append(word)
+                if len(words) == limit:
+                    break
+    return words

@@ -17,7 +17,9 @@ PAD_ID = 0
 OOV_ID = 1
 
 
-def write_vocabulary(counts, path, max_size=None, min_count=1, reserved=()):
+def write_vocabulary(
+    counts, path, max_size=None, min_count=1, reserved=(), extra=()
+):
     """Writes the most frequent tokens of `counts` to a vocabulary file.
 
     Args:
@@ -28,6 +30,10 @@ def write_vocabulary(counts, path, max_size=None, min_count=1, reserved=()):
         min_count: int. Tokens seen fewer times map to OOV. Defaults to 1.
         reserved: tuple of str. Extra special tokens given ids 2, 3, ...
             before the counted tokens (e.g. caption start and end).
+        extra: iterable of str. Tokens appended after the counted ones, in
+            order, when not already there (e.g. the words of a word-vector
+            file, so that words unseen in training still get their own
+            ids); not limited by `max_size`.
 
     Returns:
         The list of tokens written (reserved tokens first).
@@ -47,6 +53,12 @@ def write_vocabulary(counts, path, max_size=None, min_count=1, reserved=()):
     if max_size is not None:
         kept = kept[:max_size]
     tokens = [PAD_TOKEN, OOV_TOKEN, *reserved] + [t for t, _ in kept]
+    present = set(tokens)
+    for token in extra:
+        if token and "\n" not in token and "\r" not in token:
+            if token not in present:
+                tokens.append(token)
+                present.add(token)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(tokens) + "\n")

@@ -77,6 +77,12 @@ class GloveBiLSTMCaptionerConfig(FusionCaptionerConfig):
             file's D. `""` starts it at random.
         glove_trainable: bool. Fine-tune the GloVe vectors (frozen by
             default).
+        glove_extra_words: int. The first (most frequent) words of the
+            GloVe file added to the caption vocabulary beyond the training
+            captions' words, so that a word never seen in training (a
+            synonym in a test caption) is read with its own vector rather
+            than as OOV; frozen vectors keep it next to the words it is
+            like. Only with `glove_path`. Defaults to 10000.
         vocabulary_file: str. The caption vocabulary (one token per line,
             by id); set by the captioning task's `prepare`, read only with
             `glove_path`.
@@ -86,6 +92,7 @@ class GloveBiLSTMCaptionerConfig(FusionCaptionerConfig):
     fusion: str = "max_alignment"
     glove_path: str = ""
     glove_trainable: bool = False
+    glove_extra_words: int = 10000
     vocabulary_file: str = ""
 
     model_name = "glove_bilstm_captioner"

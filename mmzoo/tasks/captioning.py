@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import caption_pipeline, captions, splits, text
+from mmzoo.data.glove import glove_words
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.synthetic_images import write_synthetic_captions
 from mmzoo.heads import generation
@@ -80,47 +81,19 @@ class CaptioningTask(Task):
     def read(self, config, dataset, data_dir, directory, seed):
         """Reads `dataset` as `CaptionData` (synthetic and dummy: written
         first)."""
-        self.check_dataset(dataset, data_dir)
-        if dataset == DUMMY_DATASET:
-            return write_dummy_captions(
-                os.path.join(directory, DUMMY_DATASET),
-                self.input_specs(config),
-                seed,
-            )
-        if dataset == "synthetic":
-            folder = write_synthetic_captions(
-                os.path.join(directory, "synthetic"),
-                self.synthetic_images,
-                seed,
-                image_size=config.image_size,
-            )
-            return captions.read_flickr8k(folder)
-        if dataset == "flickr8k":
-            return captions.read_flickr8k(data_dir)
-        return captions.read_image_text_pairs(data_dir)
+        return read_captions(
+            self, config, dataset, data_dir, directory, seed, config.image_size
+        )
 
     def prepare(self, config, dataset, data_dir, directory, seed):
         data = self.read(config, dataset, data_dir, directory, seed)
-        validate_image_files(data.image_paths, dataset)
-        index = splits.split_indices(len(data), seed)
-        parts = {
-            name: captions.CaptionData(
-                image_paths=[data.image_paths[i] for i in rows],
-                captions=[data.captions[i] for i in rows],
-            )
-            for name, rows in index.items()
-        }
-        empty = [name for name, part in parts.items() if not len(part)]
-        if empty:
-            raise ValueError(
-                f"{dataset}: {len(data)} images leave the {', '.join(empty)} "
-                "split(s) empty; the 80/10/10 split needs at least 8 images"
-            )
+        parts = split_captions(data, dataset, seed)
         train_captions = [c for group in parts["train"].captions for c in group]
         os.makedirs(directory, exist_ok=True)
         tokens = caption_pipeline.build_vocabulary(
             train_captions,
             os.path.join(directory, caption_pipeline.VOCABULARY_FILE),
+            extra_words=_word_vector_words(config),
         )
         vocabulary_file = os.path.join(
             directory, caption_pipeline.VOCABULARY_FILE
@@ -344,6 +317,67 @@ class CaptioningTask(Task):
             )
         words = [preprocessor.tokens[t] for t in row]
         return words, weights.reshape(len(row), side, side), pixels[0].numpy()
+
+
+def read_captions(task, config, dataset, data_dir, directory, seed, size):
+    """Reads a caption dataset of `task` (`synthetic`, `flickr8k`,
+    `image-text-pairs` or `dummy`) as `CaptionData`; `synthetic` and
+    `dummy` are written under `directory` first, at `size` pixels."""
+    task.check_dataset(dataset, data_dir)
+    if dataset == DUMMY_DATASET:
+        return write_dummy_captions(
+            os.path.join(directory, DUMMY_DATASET),
+            task.input_specs(config),
+            seed,
+        )
+    if dataset == "synthetic":
+        folder = write_synthetic_captions(
+            os.path.join(directory, "synthetic"),
+            task.synthetic_images,
+            seed,
+            image_size=size,
+        )
+        return captions.read_flickr8k(folder)
+    if dataset == "flickr8k":
+        return captions.read_flickr8k(data_dir)
+    return captions.read_image_text_pairs(data_dir)
+
+
+def split_captions(data, dataset, seed):
+    """Checks every image of `data` (a corrupt file is named) and splits
+    the images, not the captions, 80/10/10 by `seed`.
+
+    Returns:
+        dict of split name to `CaptionData`.
+
+    Raises:
+        ValueError: a bad image, or too few images for three splits.
+    """
+    validate_image_files(data.image_paths, dataset)
+    parts = {
+        name: captions.CaptionData(
+            image_paths=[data.image_paths[i] for i in rows],
+            captions=[data.captions[i] for i in rows],
+        )
+        for name, rows in splits.split_indices(len(data), seed).items()
+    }
+    empty = [name for name, part in parts.items() if not len(part)]
+    if empty:
+        raise ValueError(
+            f"{dataset}: {len(data)} images leave the {', '.join(empty)} "
+            "split(s) empty; the 80/10/10 split needs at least 8 images"
+        )
+    return parts
+
+
+def _word_vector_words(config):
+    """The words a captioner that starts from a GloVe file adds to the
+    training vocabulary (`glove_extra_words` of them; none otherwise)."""
+    path = getattr(config, "glove_path", "")
+    count = int(getattr(config, "glove_extra_words", 0))
+    if not path or count <= 0:
+        return []
+    return glove_words(path, count)
 
 
 def write_dummy_captions(directory, specs, seed):

@@ -33,12 +33,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data import captions, splits
 from mmzoo.data.captions import IMAGE_EXTENSIONS
 from mmzoo.data.examples import LabeledExamples, make_pipeline, raw_dataset
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.modalities import Preprocessor, fit_preprocessor
-from mmzoo.data.synthetic_images import write_synthetic_captions
 from mmzoo.heads.retrieval import ContrastiveLoss
 from mmzoo.metrics.retrieval import retrieval_metrics
 from mmzoo.models.dual_encoder import (
@@ -49,13 +47,12 @@ from mmzoo.models.dual_encoder import (
     TEXT_TOWER,
 )
 from mmzoo.tasks.base import (
-    DUMMY_DATASET,
     Endpoint,
     Prepared,
     Task,
     replace_config,
 )
-from mmzoo.tasks.captioning import write_dummy_captions
+from mmzoo.tasks.captioning import read_captions, split_captions
 from mmzoo.training_config import compile_model
 
 SIMILARITY = "similarity"
@@ -221,42 +218,14 @@ class RetrievalTask(Task):
     def read(self, config, dataset, data_dir, directory, seed):
         """Reads `dataset` as `CaptionData` (synthetic and dummy: written
         first)."""
-        self.check_dataset(dataset, data_dir)
-        if dataset == DUMMY_DATASET:
-            return write_dummy_captions(
-                os.path.join(directory, DUMMY_DATASET),
-                self.input_specs(config),
-                seed,
-            )
-        if dataset == "synthetic":
-            folder = write_synthetic_captions(
-                os.path.join(directory, "synthetic"),
-                self.synthetic_images,
-                seed,
-                image_size=config.modality_specs()[0].size,
-            )
-            return captions.read_flickr8k(folder)
-        if dataset == "flickr8k":
-            return captions.read_flickr8k(data_dir)
-        return captions.read_image_text_pairs(data_dir)
+        size = config.modality_specs()[0].size
+        return read_captions(
+            self, config, dataset, data_dir, directory, seed, size
+        )
 
     def prepare(self, config, dataset, data_dir, directory, seed):
         data = self.read(config, dataset, data_dir, directory, seed)
-        validate_image_files(data.image_paths, dataset)
-        index = splits.split_indices(len(data), seed)
-        parts = {
-            name: captions.CaptionData(
-                image_paths=[data.image_paths[i] for i in rows],
-                captions=[data.captions[i] for i in rows],
-            )
-            for name, rows in index.items()
-        }
-        empty = [name for name, part in parts.items() if not len(part)]
-        if empty:
-            raise ValueError(
-                f"{dataset}: {len(data)} images leave the {', '.join(empty)} "
-                "split(s) empty; the 80/10/10 split needs at least 8 images"
-            )
+        parts = split_captions(data, dataset, seed)
         train_captions = [c for group in parts["train"].captions for c in group]
         fitted, preprocessor = fit_preprocessor(
             self.input_specs(config),

@@ -307,6 +307,39 @@ def test_glove_vectors_start_the_frozen_word_embedding(tmp_path):
         mmzoo.build("glove_bilstm_captioner", "tiny", glove_path=glove)
 
 
+def test_glove_words_unseen_in_training_get_their_own_ids(tmp_path):
+    # A test caption's synonym never seen in training is read with its
+    # GloVe vector instead of as OOV: the file's first words join the
+    # vocabulary (`glove_extra_words`), in file order, after the training
+    # words; words the caption tokenizer would change are skipped.
+    task = get_task("glove_bilstm_captioner")
+    glove = _write_glove(
+        tmp_path / "glove.txt",
+        {
+            "the": [1, 0, 0],
+            "Capital": [0, 1, 0],
+            "disk": [0, 0, 1],
+            "box": [1, 1, 0],
+            "zebra": [1, 1, 1],
+        },
+    )
+    config = mmzoo.get_config(
+        "glove_bilstm_captioner", "tiny", glove_path=glove, glove_extra_words=3
+    )
+    prepared = task.prepare(config, "dummy", None, str(tmp_path / "p"), 0)
+    tokens = prepared.preprocessor.tokens
+    # "the", "disk", "box": the first three single-token words (the third
+    # word, "Capital", would be lower-cased by the tokenizer).
+    assert tokens[-2:] == ["disk", "box"]
+    assert "Capital" not in tokens and "zebra" not in tokens
+    assert prepared.config.vocabulary_size == len(tokens)
+    ids = prepared.preprocessor.encode_captions(["disk box"]).numpy()[0]
+    assert tokens.index("disk") in ids and generation.OOV_ID not in ids
+    model = mmzoo.build("glove_bilstm_captioner", config=prepared.config)
+    table = np.asarray(model.get_layer(generation.TOKEN_EMBEDDING).embeddings)
+    np.testing.assert_allclose(table[tokens.index("disk")], [0, 0, 1])
+
+
 def test_bidirectional_export_says_which_direction_it_kept(tmp_path):
     task = get_task("glove_bilstm_captioner")
     config = mmzoo.get_config("glove_bilstm_captioner", "tiny")

@@ -370,23 +370,8 @@ def test_cli_train_on_image_text_pairs(tmp_path, capsys, monkeypatch):
         assert {"bleu_4", "cider", "rouge_l", "loss"} <= set(metrics)
     assert os.path.isfile(os.path.join(result["export"], "saved_model.pb"))
     assert result["export"].endswith(os.path.join("vit_lstm_captioner", "1"))
-    # `mmzoo export RUN_DIR` re-exports the saved run (model.keras, the
-    # vocabulary asset, the recorded image bytes) as version 2.
-    (run,) = os.listdir(tmp_path / "logs" / "vit_lstm_captioner")
-    run_dir = str(tmp_path / "logs" / "vit_lstm_captioner" / run)
-    code = cli.main(
-        ["export", run_dir, "--export-dir", str(tmp_path / "export")]
-    )
-    out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
-    path = json.loads(out.out.strip().splitlines()[-1])["export"]
-    assert path.endswith(os.path.join("vit_lstm_captioner", "2"))
-    first, second = (
-        tf.saved_model.load(p).signatures["serving_default"]
-        for p in (result["export"], path)
-    )
-    images = tf.constant(_encode(_pixels("red", 30, 40), "jpg"), shape=[1])
-    assert first(image=images)["caption"] == second(image=images)["caption"]
+    # `mmzoo export RUN_DIR` (re-exporting a run folder) is
+    # tests/test_cli.py's and tests/tasks/test_retrieval.py's.
 
 
 def test_pipeline_caches_small_splits(trained):

@@ -1,7 +1,7 @@
 """The VQA task as a new user meets it: a VQA v2-layout folder (questions
 and annotations JSON, images named `<id>.png` and COCO style
-`COCO_val2014_<12 digits>.jpg`) trained once by `mmzoo train`; its
-metrics against the question-only baseline; the export answering raw bytes
+`COCO_val2014_<12 digits>.jpg`) trained briefly by `mmzoo train`; its
+metrics; the export answering raw bytes
 and text (unseen words, an empty question, a corrupt image); what
 `prepare` makes of the answers."""
 
@@ -39,13 +39,16 @@ def _coco_style(folder, every=2):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """`mmzoo train vqa --dataset vqa` on 600 synthetic scenes (tiny)."""
+    """`mmzoo train vqa --dataset vqa` (tiny, 4 epochs) on 300 synthetic
+    scenes. The quality gate (30 epochs, against the question-only and
+    image-only ablations) is `tests/test_quality_vqa.py`, marked slow."""
     tmp = tmp_path_factory.mktemp("vqa")
     data_dir = _coco_style(
-        write_synthetic_vqa(str(tmp / "data"), 600, seed=3, image_size=32)
+        write_synthetic_vqa(str(tmp / "data"), 300, seed=3, image_size=32)
     )
     argv = ["train", NAME, "--dataset", "vqa", "--data-dir", data_dir]
-    argv += ["--variant", "tiny", "--logdir", str(tmp / "logs")]
+    argv += ["--variant", "tiny", "--epochs", "4"]
+    argv += ["--logdir", str(tmp / "logs")]
     argv += ["--export-dir", str(tmp / "export")]
     result = _run(argv)
     result["data_dir"] = data_dir
@@ -63,7 +66,7 @@ def _run(argv):
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
-def test_beats_the_question_only_baseline(trained):
+def test_metrics_of_a_short_run(trained):
     test = trained["metrics"]["test"]
     for key in ("vqa_accuracy", "accuracy", "loss", "baseline_vqa_accuracy"):
         assert np.isfinite(test[key]), key
@@ -71,9 +74,11 @@ def test_beats_the_question_only_baseline(trained):
         assert 0 <= test[f"vqa_accuracy/{kind}"] <= 1
         assert 0 <= test[f"accuracy/{kind}"] <= 1
     assert test["accuracy"] <= test["vqa_accuracy"]  # credit 1/3, 2/3
-    # Measured 0.72 against 0.55 (seed 0 split of seed-3 scenes: see the
-    # issue note); the question alone stays near 0.55.
-    assert test["vqa_accuracy"] > test["baseline_vqa_accuracy"] + 0.08
+    # Four epochs learn the answer prior of each kind of question, not yet
+    # the image: above answering at random (1/16 of the answers; answers
+    # misaligned with their questions stay near it), short of 30 epochs'
+    # 0.73 (`tests/test_quality_vqa.py`).
+    assert test["vqa_accuracy"] > 0.3
     assert test["baseline_vqa_accuracy"] < 0.65
 
 
