@@ -48,6 +48,8 @@ def _cmd_train(args):
         logdir=args.logdir,
         export_dir=args.export_dir,
         steps_per_epoch=args.steps_per_epoch,
+        # A progress bar on a terminal; one line per epoch in a log file.
+        verbose=1 if sys.stdout.isatty() else 2,
     )
     if result["export"] and not args.no_verify:
         from mmzoo.export.verify import verify
@@ -107,7 +109,19 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="mmzoo", description="Multimodal model zoo for Keras/TF Serving."
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep TensorFlow's native start-up log lines (dropped by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def with_common(*args, **kwargs):
+        return add_parser(*args, parents=[common], **kwargs)
+
+    sub.add_parser = with_common
 
     sub.add_parser("list", help="list registered models").set_defaults(
         func=_cmd_list
@@ -202,8 +216,18 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return _run(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mmzoo._native_logs import filtered_stderr
+
+    with filtered_stderr():
+        return _run(args)
+
+
+def _run(args):
     try:
         return args.func(args)
     except ValueError as error:

@@ -37,11 +37,10 @@ LONGEST_FIRST = (
     "tests/test_contract.py",  # 218 (with the hostile requests)
     "tests/test_contract_jax.py",  # 158
     "tests/tasks/test_captioning.py",  # 153
-    "tests/tasks/test_vqa_task.py",  # ~90 (one `mmzoo train`, 30 epochs)
     "tests/tasks/test_image_text_labels_task.py",  # 86
     "tests/test_presets_end_to_end.py",  # 77
     "tests/tasks/test_classification.py",  # 76
-    "tests/tasks/test_retrieval.py",  # ~65
+    "tests/tasks/test_retrieval.py",  # 39
     "tests/models/test_vit_lstm_captioner.py",  # 73
     "tests/models/test_multimodal.py",  # 60
     "tests/test_cli.py",  # 59

@@ -9,6 +9,7 @@ which saves a TensorFlow start-up per command.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from mmzoo import cli
+from mmzoo._native_logs import is_start_up_noise
 from mmzoo.data.ctr import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 
 
@@ -28,7 +30,8 @@ def _mmzoo_command():
 
 
 def mmzoo(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # As a user runs it: TensorFlow's native logging left at its defaults.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
         [*_mmzoo_command(), *args],
         capture_output=True,
@@ -86,6 +89,47 @@ def test_train_prints_summary_json_last(trained):
     assert summary["export"] == str(tmp / "export" / "deepfm" / "1")
     assert os.path.isfile(os.path.join(summary["export"], "saved_model.pb"))
     assert os.path.isfile(tmp / "export" / "models.config")
+
+
+def test_stderr_has_no_native_start_up_noise_and_no_progress_bar(trained):
+    _, proc = trained
+    noise = [
+        line
+        for line in proc.stderr.splitlines()
+        if is_start_up_noise(line.encode())
+        or "cuInit" in line
+        or "absl::InitializeLog" in line
+    ]
+    assert not noise, noise
+    # Not a terminal: one line per epoch ("3/3 - 3s - 1s/step - auc: ..."),
+    # no progress bar redrawn in place.
+    assert re.search(r"^\d+/\d+ - \d+m?s - .*loss: ", proc.stdout, re.M)
+    assert "\x08" not in proc.stdout and "━" not in proc.stdout
+
+
+def test_native_noise_filter_keeps_errors_and_python_lines():
+    assert is_start_up_noise(
+        b"I0000 00:00:1796195009.614302    1767 cudart_stub.cc:31] Could "
+        b"not find cuda drivers on your machine, GPU will not be used."
+    )
+    assert is_start_up_noise(
+        b"E0000 00:00:1796195025.451250    1767 cuda_platform.cc:52] failed"
+        b" call to cuInit: INTERNAL: CUDA error"
+    )
+    assert is_start_up_noise(
+        b"WARNING: All log messages before absl::InitializeLog() is called "
+        b"are written to STDERR"
+    )
+    # Real errors, fatal lines and Python's own output pass.
+    assert not is_start_up_noise(
+        b"E0000 00:00:1796195025.451250    1767 op_kernel.cc:1844] OP_REQUIRES"
+        b" failed"
+    )
+    assert not is_start_up_noise(
+        b"F0000 00:00:1.0    1 cuda_platform.cc:1] fatal"
+    )
+    assert not is_start_up_noise(b"Traceback (most recent call last):")
+    assert not is_start_up_noise(b"mmzoo: error: unknown model 'x'")
 
 
 def test_export_run_dir_then_verify(trained, capsys):
