@@ -40,6 +40,7 @@ LONGEST_FIRST = (
     "tests/tasks/test_image_text_labels_task.py",  # 86
     "tests/test_presets_end_to_end.py",  # 77
     "tests/tasks/test_classification.py",  # 76
+    "tests/models/test_fusion_captioners.py",  # ~60 (a glove CLI run)
     "tests/tasks/test_retrieval.py",  # 39
     "tests/models/test_vit_lstm_captioner.py",  # 73
     "tests/models/test_multimodal.py",  # 60

@@ -340,16 +340,52 @@ def test_glove_words_unseen_in_training_get_their_own_ids(tmp_path):
     np.testing.assert_allclose(table[tokens.index("disk")], [0, 0, 1])
 
 
-def test_bidirectional_export_says_which_direction_it_kept(tmp_path):
-    task = get_task("glove_bilstm_captioner")
-    config = mmzoo.get_config("glove_bilstm_captioner", "tiny")
-    prepared = task.prepare(config, "dummy", None, str(tmp_path / "a"), 0)
-    model = mmzoo.build("glove_bilstm_captioner", config=prepared.config)
-    raw = {
-        k: tf.constant(v)
-        for k, v in task.raw_examples(prepared, "train", 4).items()
-    }
-    served = task.serve(model, prepared.preprocessor, raw)
+def test_cli_trains_from_a_glove_file_and_serves_jpeg_bytes(
+    tmp_path, monkeypatch
+):
+    # As a new user would: a Flickr8k-layout folder and a GloVe file it
+    # has never seen, `mmzoo train ... --set glove_path=FILE`, the export
+    # verified in a TensorFlow-only process (the command's own check) and
+    # called with JPEG bytes. METEOR (a Java process) is
+    # tests/metrics/test_captioning.py's.
+    import contextlib
+    import io
+    import json
+
+    from mmzoo import cli
+    from mmzoo.data.synthetic_images import write_synthetic_captions
+    from mmzoo.tasks.captioning import CaptioningTask
+
+    monkeypatch.setattr(CaptioningTask, "with_meteor", False)
+    data_dir = write_synthetic_captions(str(tmp_path / "flickr8k"), 40, 0, 32)
+    rng = np.random.default_rng(0)
+    words = ["a", "small", "little", "red", "circle", "disk", "on", "the"]
+    glove = _write_glove(
+        tmp_path / "glove.6B.8d.txt", {w: rng.normal(size=8) for w in words}
+    )
+    argv = ["train", "glove_bilstm_captioner", "--dataset", "flickr8k"]
+    argv += ["--data-dir", data_dir, "--variant", "tiny", "--epochs", "1"]
+    argv += ["--steps-per-epoch", "2", "--set", f"glove_path={glove}"]
+    argv += ["--logdir", str(tmp_path / "logs")]
+    argv += ["--export-dir", str(tmp_path / "export")]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(argv)
+    assert code == 0, out.getvalue()[-3000:]
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert {"bleu_4", "cider", "rouge_l"} <= set(summary["metrics"]["test"])
+    serve = tf.saved_model.load(summary["export"]).signatures["serving_default"]
+    with open(os.path.join(data_dir, "Images", "00000.png"), "rb") as f:
+        pixels = tf.io.decode_png(f.read())
+    jpeg = tf.io.encode_jpeg(pixels).numpy()
+    served = serve(image=tf.constant([jpeg, jpeg]))
     assert set(served) == {"caption", "score", "direction"}
     assert set(served["direction"].numpy()) <= {b"forward", b"backward"}
-    assert os.path.isfile(prepared.config.vocabulary_file)
+    assert served["caption"].shape == (2,)
+    (run,) = os.listdir(tmp_path / "logs" / "glove_bilstm_captioner")
+    with open(
+        tmp_path / "logs" / "glove_bilstm_captioner" / run / "run.json"
+    ) as f:
+        config = json.load(f)["config"]
+    assert config["embedding_dim"] == 8  # the file's width
+    assert config["glove_path"] == glove
