@@ -86,15 +86,18 @@ def run_main_job(
     print(f"verified {len(rows)} exports in {time.time() - start:.1f}s")
     print()
     width = max([len("model")] + [len(row["model"]) for row in rows])
+    metrics = [f"{row['metric']}={row['value']:.4f}" for row in rows]
+    # As wide as the longest metric ("text_to_image_recall@5=0.9804").
+    metric_width = max([len("test metric")] + [len(m) for m in metrics])
     header = (
-        f"{'model':<{width}} {'dataset':<10} {'test metric':<22} "
+        f"{'model':<{width}} {'dataset':<10} {'test metric':<{metric_width}} "
         f"{'verified':<9} "
     )
     print(header + f"{'time':>7}  export")
-    for row in rows:
-        metric = f"{row['metric']}={row['value']:.4f}"
+    for row, metric in zip(rows, metrics):
         print(
-            f"{row['model']:<{width}} {row['dataset']:<10} {metric:<22} "
+            f"{row['model']:<{width}} {row['dataset']:<10} "
+            f"{metric:<{metric_width}} "
             f"{'yes' if row['verified'] else 'NO':<9} {row['seconds']:>6}s  "
             f"{row['export']}"
         )
