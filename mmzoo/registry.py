@@ -11,10 +11,13 @@ harness (`mmzoo.testing`) all read it, so a new model is one file.
 import dataclasses
 from collections.abc import Callable
 
+# Imports no TensorFlow: task modules load when a task is asked for.
+from mmzoo.tasks import PROBLEM_TASKS
+
 _MODELS = {}
 
 
-PROBLEMS = ("classification", "ctr", "captioning", "retrieval", "vqa")
+PROBLEMS = tuple(PROBLEM_TASKS)
 """Problem kinds; each has one generic task in `mmzoo.tasks`."""
 
 

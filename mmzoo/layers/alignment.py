@@ -56,6 +56,17 @@ class _ProjectingFusion(FusionLayer):
             [dense(x) for dense, x in zip(self.projections, tensors)], axis=1
         )
 
+    @staticmethod
+    def _reduce_present(projected, mask, fill, reduce):
+        """`reduce` over the modality axis of `projected [B, M, units]`,
+        masked modalities set to `fill` (the reduction's identity); zeros
+        for an example with every modality masked."""
+        present = ops.expand_dims(ops.greater(mask, 0.5), -1)
+        fill = ops.cast(fill, projected.dtype)
+        reduced = reduce(ops.where(present, projected, fill), axis=1)
+        any_present = ops.any(present, axis=1)
+        return ops.where(any_present, reduced, ops.zeros_like(reduced))
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -109,11 +120,8 @@ class MaxAlignment(_ProjectingFusion):
     def call(self, inputs, modality_mask=None, training=None):
         tensors, mask = self._prepare(inputs, modality_mask)
         projected = self._project(tensors)
-        present = ops.expand_dims(ops.greater(mask, 0.5), -1)
-        fill = ops.cast(_large_negative(projected.dtype), projected.dtype)
-        maximum = ops.max(ops.where(present, projected, fill), axis=1)
-        any_present = ops.any(present, axis=1)
-        return ops.where(any_present, maximum, ops.zeros_like(maximum))
+        fill = _large_negative(projected.dtype)
+        return self._reduce_present(projected, mask, fill, ops.max)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -160,11 +168,7 @@ class ProductAlignment(_ProjectingFusion):
     def call(self, inputs, modality_mask=None, training=None):
         tensors, mask = self._prepare(inputs, modality_mask)
         projected = self._project(tensors)
-        present = ops.expand_dims(ops.greater(mask, 0.5), -1)
-        factors = ops.where(present, projected, ops.ones_like(projected))
-        product = ops.prod(factors, axis=1)
-        any_present = ops.any(present, axis=1)
-        return ops.where(any_present, product, ops.zeros_like(product))
+        return self._reduce_present(projected, mask, 1.0, ops.prod)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

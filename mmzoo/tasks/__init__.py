@@ -9,7 +9,8 @@ so this package holds no list of models.
 import importlib
 
 # problem kind → module:class. A module is imported only when it is used.
-_PROBLEM_TASKS = {
+# The one list of problem kinds (`mmzoo.registry.PROBLEMS` reads it).
+PROBLEM_TASKS = {
     "classification": "mmzoo.tasks.classification:ClassificationTask",
     "ctr": "mmzoo.tasks.ctr:CTRTask",
     "captioning": "mmzoo.tasks.captioning:CaptioningTask",
@@ -20,7 +21,7 @@ _PROBLEM_TASKS = {
 
 def task_for(entry):
     """Returns the task of a registry `ModelEntry`, bound to that model."""
-    module, cls = _PROBLEM_TASKS[entry.problem].split(":")
+    module, cls = PROBLEM_TASKS[entry.problem].split(":")
     return getattr(importlib.import_module(module), cls)(entry)
 
 
