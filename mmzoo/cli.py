@@ -105,6 +105,27 @@ def _cmd_main(args):
     )
 
 
+def _cmd_prepare_clips(args):
+    from mmzoo.data.prepare_clips import prepare_clips
+
+    try:
+        summary = prepare_clips(
+            args.src,
+            args.dst,
+            fps=args.fps,
+            max_frames=args.max_frames,
+            sample_rate=args.sample_rate,
+            size=args.size,
+            labels=args.labels,
+            skip_bad=args.skip_bad,
+            overwrite=args.overwrite,
+        )
+    except ImportError as error:  # no imageio-ffmpeg (mmzoo[video])
+        raise ValueError(str(error)) from error
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mmzoo", description="Multimodal model zoo for Keras/TF Serving."
@@ -212,6 +233,55 @@ def build_parser():
         help="train only these registered models (default: all)",
     )
     main_job.set_defaults(func=_cmd_main)
+
+    clips = sub.add_parser(
+        "prepare-clips",
+        help="turn a folder of videos into an av-clips dataset folder "
+        "(JPEG frames and WAV audio with ffmpeg; needs mmzoo[video])",
+    )
+    clips.add_argument("src", metavar="SRC", help="folder of video files")
+    clips.add_argument("dst", metavar="DST", help="av-clips folder to write")
+    clips.add_argument(
+        "--fps", type=float, default=2.0, help="frames per second (default 2)"
+    )
+    clips.add_argument(
+        "--max-frames",
+        type=int,
+        default=64,
+        help="at most this many frames per clip (default 64)",
+    )
+    clips.add_argument(
+        "--sample-rate",
+        type=int,
+        default=16000,
+        help="sample rate of the mono WAV files (default 16000)",
+    )
+    clips.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        help="longer side of the frames at most (default 256; never upscaled)",
+    )
+    clips.add_argument(
+        "--labels",
+        metavar="FILE",
+        default=None,
+        help="CSV with header video,labels: a video's path relative to SRC "
+        "and its |-separated labels (default: the top-level subfolder of "
+        "SRC holding a video is its label)",
+    )
+    clips.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip videos ffmpeg cannot read, with a warning, instead of "
+        "failing",
+    )
+    clips.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing DST/index.csv",
+    )
+    clips.set_defaults(func=_cmd_prepare_clips)
     return parser
 
 

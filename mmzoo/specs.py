@@ -15,8 +15,19 @@ Kinds:
   `[size, size, 3]` pixels in 0..255. Every row must hold an image.
 - `TextSpec`: text, `string []` per row → int32 `[max_length]` token ids,
   0 = padding. `""` is a missing text (all ids 0: a masked modality).
+- `AudioSpec`: 16-bit PCM WAV bytes, `string []` per row → float32
+  `[num_samples]` mono samples in -1..1 at the spec's sample rate
+  (resampled, mixed down, cropped or zero-padded). `""` is a missing
+  audio: a row of NaN (a masked modality).
+- `VideoSpec`: a clip's encoded frames (JPEG/PNG), `string [F]` per row
+  for any F (`""` = padding) → float32 `[num_frames, size, size, 3]`
+  pixels; `num_frames` are taken uniformly from a longer clip, and
+  padding frames are NaN (a clip of padding only is a masked modality).
 - `FeatureSpec`: one tabular column (categorical, numeric, multi-valued,
   text or a precomputed vector) as DeepFM and the CTR readers use it.
+
+Float model inputs mark what is missing with NaN (numeric features, audio
+rows, video frames); the model layers turn NaN into a mask and zeros.
 
 Token ids are the same for every vocabulary in mmzoo: 0 = padding /
 missing, 1 = out-of-vocabulary, then the kept tokens.
@@ -184,6 +195,162 @@ class TextSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioSpec:
+    """An audio input: WAV bytes in, a fixed-length mono waveform out.
+
+    Attributes:
+        name: str. Input name. Defaults to `"audio"`.
+        sample_rate: int. Samples per second of the model input; a WAV at
+            another rate is resampled (in `tf.data` and in serving alike).
+            Defaults to 16000.
+        seconds: float. Clip length: longer audio is cropped to its first
+            `seconds`, shorter audio padded with silence. Defaults to 1.0.
+    """
+
+    name: str = "audio"
+    sample_rate: int = 16000
+    seconds: float = 1.0
+    kind: str = "audio"
+
+    def __post_init__(self):
+        _check_kind(self, "audio")
+        if not 1000 <= int(self.sample_rate) <= MAX_SAMPLE_RATE:
+            raise ValueError(
+                f"audio spec '{self.name}': sample_rate must be within "
+                f"1000..{MAX_SAMPLE_RATE}, got {self.sample_rate}"
+            )
+        if not 0 < float(self.seconds) <= 600:
+            raise ValueError(
+                f"audio spec '{self.name}': seconds must be within 0..600, "
+                f"got {self.seconds}"
+            )
+
+    @property
+    def num_samples(self):
+        """Samples per row of the model input."""
+        return max(1, round(float(self.seconds) * int(self.sample_rate)))
+
+    @property
+    def serving_dtype(self):
+        return "string"
+
+    @property
+    def serving_shape(self):
+        return ()
+
+    @property
+    def input_shape(self):
+        return (self.num_samples,)
+
+    @property
+    def input_dtype(self):
+        return "float32"
+
+    def dummy_input(self, batch_size, seed=0):
+        """Random noise and tones in -1..1; row 1 is missing (NaN) when
+        there are 3 rows or more."""
+        rng = np.random.default_rng(seed)
+        samples = _dummy_waveforms(rng, batch_size, self.num_samples, self)
+        if batch_size > 2:
+            samples[1] = np.nan
+        return samples
+
+    def dummy_raw(self, batch_size, seed=0):
+        """WAV bytes of random noise and tones at the spec's rate; row 1 is
+        `""` (missing) when there are 3 rows or more."""
+        rng = np.random.default_rng(seed)
+        samples = _dummy_waveforms(rng, batch_size, self.num_samples, self)
+        values = [encode_wav(row, self.sample_rate) for row in samples]
+        if batch_size > 2:
+            values[1] = b""
+        return np.array(values, dtype=object)
+
+
+def _dummy_waveforms(rng, batch_size, num_samples, spec):
+    time = np.arange(num_samples) / float(spec.sample_rate)
+    pitch = rng.uniform(100, spec.sample_rate / 4, (batch_size, 1))
+    tone = 0.3 * np.sin(2 * np.pi * pitch * time[None, :])
+    noise = rng.normal(0, 0.05, (batch_size, num_samples))
+    return np.clip(tone + noise, -1, 1).astype("float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSpec:
+    """A video input: a clip's encoded frames in, sampled pixels out.
+
+    Attributes:
+        name: str. Input name. Defaults to `"frames"`.
+        num_frames: int. Frames per clip of the model input (T): a clip
+            with more frames gives T taken uniformly over it, one with
+            fewer is padded. Defaults to 8.
+        size: int. Height and width of each frame. Defaults to 112.
+    """
+
+    name: str = "frames"
+    num_frames: int = 8
+    size: int = 112
+    kind: str = "video"
+
+    def __post_init__(self):
+        _check_kind(self, "video")
+        if int(self.num_frames) < 1 or int(self.size) < 1:
+            raise ValueError(
+                f"video spec '{self.name}': num_frames and size must be "
+                f">= 1, got {self.num_frames} and {self.size}"
+            )
+
+    @property
+    def serving_dtype(self):
+        return "string"
+
+    @property
+    def serving_shape(self):
+        """Any number of frames per row (`""` = padding)."""
+        return (None,)
+
+    @property
+    def input_shape(self):
+        return (self.num_frames, self.size, self.size, 3)
+
+    @property
+    def input_dtype(self):
+        return "float32"
+
+    def dummy_input(self, batch_size, seed=0):
+        """Random pixels; the first row's last frame is padding (NaN) and
+        the last row is all padding (a missing video)."""
+        rng = np.random.default_rng(seed)
+        shape = (batch_size, *self.input_shape)
+        frames = rng.uniform(0, 255, shape).astype("float32")
+        if self.num_frames > 1:
+            frames[0, -1] = np.nan
+        if batch_size > 1:
+            frames[-1] = np.nan
+        return frames
+
+    def dummy_raw(self, batch_size, seed=0):
+        """PNG frames of random sizes, `num_frames + 2` columns: row 0 has
+        more frames than T, row 1 (when there are 3 rows or more) fewer
+        (padded with `""`), and the last row is all padding."""
+        rng = np.random.default_rng(seed)
+        width = int(self.num_frames) + 2
+        rows = []
+        for row in range(batch_size):
+            count = width
+            if row == 1 and batch_size > 2:
+                count = max(1, int(self.num_frames) // 2)
+            if row == batch_size - 1 and batch_size > 1:
+                count = 0
+            side = int(rng.integers(8, max(9, min(self.size, 48) + 1)))
+            frames = [
+                encode_png(rng.integers(0, 256, (side, side + f % 3, 3)))
+                for f in range(count)
+            ]
+            rows.append(frames + [b""] * (width - count))
+        return np.array(rows, dtype=object).reshape(batch_size, width)
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureSpec:
     """One raw tabular column and how the model embeds it.
 
@@ -333,7 +500,50 @@ def encode_png(pixels):
     )
 
 
-MODALITY_KINDS = {"image": ImageSpec, "text": TextSpec}
+def encode_wav(samples, sample_rate, channels=1):
+    """Encodes samples as 16-bit PCM WAV bytes (NumPy + struct only).
+
+    Args:
+        samples: float array in -1..1 (clipped) or int16 array; `[N]`, or
+            `[N, channels]` interleaved for several channels.
+        sample_rate: int. Samples per second.
+        channels: int. Channels of `[N]` samples repeated, or of the
+            columns of `[N, channels]`. Defaults to 1.
+    """
+    samples = np.asarray(samples)
+    if samples.dtype != np.int16:
+        samples = np.clip(np.nan_to_num(samples.astype(np.float64)), -1, 1)
+        samples = np.round(samples * 32767).astype(np.int16)
+    if samples.ndim == 1 and channels > 1:
+        samples = np.repeat(samples[:, None], channels, axis=1)
+    data = samples.astype("<i2").tobytes()
+    block = 2 * int(channels)
+    fmt = struct.pack(
+        "<HHIIHH", 1, channels, sample_rate, sample_rate * block, block, 16
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+
+
+MAX_SAMPLE_RATE = 192000
+"""Highest WAV sample rate read (the decode reads at most `seconds` of
+audio at this rate, so a long file costs no more than a short one)."""
+
+MODALITY_KINDS = {
+    "image": ImageSpec,
+    "text": TextSpec,
+    "audio": AudioSpec,
+    "video": VideoSpec,
+}
 """Spec type of each modality kind a multimodal model can declare."""
 
 

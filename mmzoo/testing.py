@@ -127,7 +127,7 @@ def serve_eagerly(
 
     endpoint = task.endpoints(config, preprocessor)[signature]
     inputs = task.endpoint_signature(config, endpoint)
-    tensors = {k: tf.constant(raw[k]) for k in inputs}
+    tensors = {k: tf.constant(v) for k, v in raw.items() if k in inputs}
     outputs = endpoint.serve(model, preprocessor, tensors)
     return {k: np.asarray(v) for k, v in outputs.items()}
 
@@ -246,9 +246,11 @@ def check_model(
     expected = {}
     for key, endpoint in endpoints.items():
         serving = loaded.signatures[key]
-        inputs = task.endpoint_signature(config, endpoint)
+        inputs = endpoint.inputs_from(
+            raw, task.endpoint_signature(config, endpoint)
+        )
         for size in SERVING_BATCH_SIZES:
-            batch = {k: raw[k][:size] for k in inputs}
+            batch = {k: v[:size] for k, v in inputs.items()}
             served = serving(**{k: tf.constant(v) for k, v in batch.items()})
             want = serve_eagerly(
                 task, config, model, prepared.preprocessor, batch, key

@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import io
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -50,6 +51,7 @@ from hypothesis import strategies as st
 import mmzoo
 from mmzoo import registry
 from mmzoo.export.verify import verify_exports
+from mmzoo.specs import encode_png, encode_wav
 from mmzoo.testing import check_model
 
 MODELS = mmzoo.list_models()
@@ -103,11 +105,24 @@ def _is_image_bytes(value):
     )
 
 
+def _is_wav_bytes(value):
+    return isinstance(value, bytes) and value.startswith(b"RIFF")
+
+
 def _kind(spec, values):
     if spec.dtype == tf.string:
         flat = list(np.asarray(values).flat)
+        present = [v for v in flat if v != b""]
+        if (
+            spec.shape.rank == 2
+            and present
+            and all(_is_image_bytes(v) for v in present)
+        ):
+            return "video"  # rows of encoded frames, b"" = padding
         if flat and all(_is_image_bytes(v) for v in flat):
             return "image"
+        if present and all(_is_wav_bytes(v) for v in present):
+            return "audio"
         return "text"
     if spec.dtype.is_floating:
         return "number"
@@ -323,6 +338,130 @@ def test_very_large_image(served):
         _assert_defined(served, _with(served, name, bad), [name])
 
 
+def _wav_header(rate, channels, bits, audio_format, data_size):
+    fmt = struct.pack(
+        "<HHIIHH",
+        audio_format,
+        channels,
+        rate,
+        rate * channels * bits // 8,
+        channels * bits // 8,
+        bits,
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_size)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
+
+
+def _hostile_wavs(good):
+    rng = np.random.default_rng(0)
+    hour = 3600 * 8000  # an hour of 8 kHz mono, 16-bit: 57.6 MB
+    return {
+        "junk": b"definitely not a WAV",
+        "PNG bytes": encode_png(np.zeros((4, 4, 3), np.uint8)),
+        "truncated header": good[:30],
+        "truncated data": good[: len(good) // 2],
+        "8-bit PCM": _wav_header(8000, 1, 8, 1, 800) + bytes(800),
+        "32-bit float": _wav_header(8000, 1, 32, 3, 3200) + bytes(3200),
+        "24-bit PCM": _wav_header(8000, 1, 24, 1, 2400) + bytes(2400),
+        "an hour": _wav_header(8000, 1, 16, 1, 2 * hour) + bytes(2 * hour),
+        "stereo at 44.1 kHz": encode_wav(
+            rng.uniform(-0.5, 0.5, (44100, 2)), 44100, channels=2
+        ),
+        "6 kHz, 10 ms": encode_wav(rng.uniform(-0.5, 0.5, 60), 6000),
+        "header only": _wav_header(16000, 1, 16, 1, 0),
+        "rate 0": _wav_header(0, 1, 16, 1, 100) + bytes(100),
+        "streamed size": _wav_header(8000, 1, 16, 1, 0xFFFFFFFF - 36)[:40]
+        + struct.pack("<I", 0xFFFFFFFF)
+        + bytes(1600),
+        "missing": b"",
+    }
+
+
+def test_hostile_audio(served):
+    """Each WAV gets a defined answer (an hour cropped, stereo mixed down,
+    another rate resampled, `""` missing) or InvalidArgument naming the
+    input; the next good request is right."""
+    names = served.inputs_of("audio")
+    if not names:
+        pytest.skip(f"{served.name} has no audio input")
+    outcomes = {}
+    for name in names:
+        good = next(v for v in np.asarray(served.good[name]).flat if v)
+        for label, data in _hostile_wavs(good).items():
+            bad = np.asarray(served.good[name]).copy()
+            bad.flat[0] = data
+            outcomes[label] = _assert_defined(
+                served, _with(served, name, bad), [name]
+            )
+    answered = {
+        "an hour",
+        "stereo at 44.1 kHz",
+        "6 kHz, 10 ms",
+        "header only",
+        "streamed size",
+        "missing",
+    }
+    assert {k for k, v in outcomes.items() if v == "answered"} == answered, (
+        outcomes
+    )
+
+
+def test_hostile_video(served):
+    """More frames than T (sampled), corrupt or truncated frames (rejected,
+    naming the input), frames of different sizes (each resized), a clip of
+    padding only (a missing video)."""
+    names = served.inputs_of("video")
+    if not names:
+        pytest.skip(f"{served.name} has no video input")
+    rng = np.random.default_rng(0)
+    for name in names:
+        good = np.asarray(served.good[name])
+        frame = next(v for v in good.flat if v)
+        rows = good.shape[0]
+
+        def clips(frames, rows=rows):
+            out = np.empty((rows, len(frames)), object)
+            for row in range(rows):
+                out[row] = frames
+            return out
+
+        many = [
+            encode_png(rng.integers(0, 256, (8, 8, 3), np.uint8))
+            for _ in range(300)
+        ]
+        sizes = [
+            encode_png(rng.integers(0, 256, (h, w, 3), np.uint8))
+            for h, w in ((4, 90), (120, 7), (33, 33), (1, 1))
+        ]
+        assert _assert_defined(served, _with(served, name, clips(many)), [name])
+        assert (
+            _assert_defined(served, _with(served, name, clips(sizes)), [name])
+            == "answered"
+        )
+        assert (
+            _assert_defined(
+                served, _with(served, name, clips([b""] * 3)), [name]
+            )
+            == "answered"
+        )
+        for label, data in _corrupt_images(frame).items():
+            if not data:
+                continue  # b"" is padding
+            bad = clips([data, frame])
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                served.call(_with(served, name, bad))
+            assert name in str(error.value), (label, str(error.value)[-600:])
+            _assert_good_request_answers(served)
+
+
 def test_non_utf8_and_long_text(served):
     texts = served.inputs_of("text")
     if not texts:
@@ -381,8 +520,13 @@ def _image_strategy(good):
 def _value_strategy(served, name):
     spec = served.specs[name]
     kind = served.kinds[name]
-    if kind == "image":
-        return _image_strategy(np.asarray(served.good[name]).flat[0])
+    if kind in ("image", "audio", "video"):
+        good = next(v for v in np.asarray(served.good[name]).flat if v)
+        strategy = _image_strategy(good)
+        # b"" is padding (video) or a missing audio.
+        return (
+            st.one_of(strategy, st.just(b"")) if kind != "image" else strategy
+        )
     if spec.dtype == tf.string:
         return st.one_of(
             st.text(max_size=40).map(lambda s: s.encode("utf-8")),

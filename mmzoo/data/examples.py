@@ -1,7 +1,9 @@
 """Labeled multimodal examples and their one `tf.data` pipeline.
 
 A reader returns `LabeledExamples`: named raw columns (an image column holds
-file paths, a text column strings), 0/1 labels and, optionally, float
+file paths, an audio column WAV file paths (`""` = missing), a video
+column a tuple of frame file paths per row, a text column strings), 0/1
+labels and, optionally, float
 regression targets (NaN = no target for that row). The pipeline reads image
 files, batches raw values, runs the model's `Preprocessor` on each batch,
 exactly as the serving signature does, and caches the preprocessed split in
@@ -34,8 +36,10 @@ class LabeledExamples:
 
     Attributes:
         columns: dict of column name to a list of raw values (image file
-            paths for image columns, strings for text).
-        kinds: dict of column name to its modality kind (`image`, `text`).
+            paths for image columns, WAV file paths or `""` for audio,
+            tuples of frame file paths for video, strings for text).
+        kinds: dict of column name to its modality kind (`image`, `text`,
+            `audio`, `video`).
         labels: float32 array `[N, L]` (multi-hot; one-hot for
             single-label data).
         label_names: tuple of str. Name of each label column.
@@ -72,12 +76,24 @@ class LabeledExamples:
         )
 
     def image_paths(self):
-        """Every image file named by an image column."""
+        """Every image file named by an image column or a video column's
+        frames."""
+        paths = []
+        for name, values in self.columns.items():
+            if self.kinds[name] == "image":
+                paths.extend(values)
+            elif self.kinds[name] == "video":
+                paths.extend(p for frames in values for p in frames)
+        return paths
+
+    def audio_paths(self):
+        """Every audio file named by an audio column (not the missing)."""
         return [
             path
             for name, values in self.columns.items()
-            if self.kinds[name] == "image"
+            if self.kinds[name] == "audio"
             for path in values
+            if path
         ]
 
 
@@ -110,26 +126,79 @@ def match_columns(examples, specs, where):
     return mapping
 
 
+FILE_KINDS = ("image", "audio", "video")
+"""Kinds whose columns name files that are read into the raw values."""
+
+
 def raw_values(examples, mapping, limit=None):
-    """Dict of input name to the raw values a client would send (image
-    files read as bytes), for fitting preprocessing and for examples."""
+    """Dict of input name to the raw values a client would send (files
+    read as bytes; a video row as a list of frame bytes), for fitting
+    preprocessing and for examples."""
     out = {}
     for name, column in mapping.items():
         values = examples.columns[column][:limit]
-        if examples.kinds[column] == "image":
+        kind = examples.kinds[column]
+        if kind == "video":
+            values = [[_read_file(p) for p in frames] for frames in values]
+        elif kind in FILE_KINDS:
             values = [_read_file(path) for path in values]
         out[name] = values
     return out
 
 
 def _read_file(path):
+    if not path:  # a missing audio
+        return b""
     with open(os.fspath(path), "rb") as f:
         return f.read()
 
 
+def _column_tensor(values, kind):
+    """A column as a string tensor: `[N]`, or `[N, F]` for video (frame
+    paths padded with `""` to the longest clip)."""
+    if kind != "video":
+        return tf.constant(list(values), tf.string)
+    width = max([1, *(len(frames) for frames in values)])
+    rows = [list(frames) + [""] * (width - len(frames)) for frames in values]
+    return tf.constant(np.array(rows, dtype=object).reshape(-1, width))
+
+
+def _read_path(path):
+    """Bytes of the file at `path`; `""` for `""` (padding, missing)."""
+    return tf.cond(
+        tf.strings.length(path) > 0,
+        lambda: tf.io.read_file(path),
+        lambda: tf.constant("", tf.string),
+    )
+
+
+def read_media(raw, kinds):
+    """Replaces the file paths of one example's file-kind inputs by the
+    files' bytes (`kinds`: input name → kind; video rows frame by frame)."""
+    raw = dict(raw)
+    for name, kind in kinds.items():
+        if kind == "image":
+            raw[name] = tf.io.read_file(raw[name])
+        elif kind == "audio":
+            raw[name] = _read_path(raw[name])
+        elif kind == "video":
+            raw[name] = tf.map_fn(
+                _read_path, raw[name], fn_output_signature=tf.string
+            )
+    return raw
+
+
+def _media_kinds(examples, mapping):
+    return {
+        name: examples.kinds[column]
+        for name, column in mapping.items()
+        if examples.kinds[column] in FILE_KINDS
+    }
+
+
 def _table(examples, mapping):
     columns = {
-        name: tf.constant(list(examples.columns[column]), tf.string)
+        name: _column_tensor(examples.columns[column], examples.kinds[column])
         for name, column in mapping.items()
     }
     labels = tf.constant(np.asarray(examples.labels, np.float32))
@@ -140,18 +209,13 @@ def _table(examples, mapping):
 
 
 def raw_dataset(examples, mapping):
-    """Unbatched `(raw inputs dict, labels)` examples, image files read
-    with `tf.io.read_file`: the values a serving client sends. With
-    targets, the second element is `(labels, targets)`."""
-    image_inputs = [
-        name for name, c in mapping.items() if examples.kinds[c] == "image"
-    ]
+    """Unbatched `(raw inputs dict, labels)` examples, files read with
+    `tf.io.read_file` (`read_media`): the values a serving client sends.
+    With targets, the second element is `(labels, targets)`."""
+    kinds = _media_kinds(examples, mapping)
 
     def read(raw, labels):
-        raw = dict(raw)
-        for name in image_inputs:
-            raw[name] = tf.io.read_file(raw[name])
-        return raw, labels
+        return read_media(raw, kinds), labels
 
     return _table(examples, mapping).map(read, num_parallel_calls=AUTOTUNE)
 
@@ -245,19 +309,17 @@ def make_pipeline(
                 count, seed=seed, reshuffle_each_iteration=True
             )
         dataset = dataset.batch(batch_size)
-        image_inputs = [
-            n for n, c in mapping.items() if examples.kinds[c] == "image"
-        ]
+        kinds = _media_kinds(examples, mapping)
 
         def read(raw, labels):
-            raw = dict(raw)
-            for name in image_inputs:
-                raw[name] = tf.map_fn(
-                    tf.io.read_file,
-                    raw[name],
-                    fn_output_signature=tf.string,
-                )
-            return raw, labels
+            return tf.map_fn(
+                lambda row: read_media(row, kinds),
+                raw,
+                fn_output_signature={
+                    name: tf.TensorSpec(value.shape[1:], tf.string)
+                    for name, value in raw.items()
+                },
+            ), labels
 
         dataset = dataset.map(read, num_parallel_calls=AUTOTUNE)
         dataset = dataset.map(preprocess, num_parallel_calls=AUTOTUNE)
@@ -296,7 +358,11 @@ def write_dummy_examples(directory, specs, num_labels, count, seed=0):
     os.makedirs(directory, exist_ok=True)
     for spec in specs:
         kinds[spec.name] = spec.kind
-        if spec.kind == "image":
+        if spec.kind in ("audio", "video"):
+            columns[spec.name] = _write_dummy_media(
+                directory, spec, raw[spec.name]
+            )
+        elif spec.kind == "image":
             paths = []
             for i, data in enumerate(raw[spec.name]):
                 path = os.path.join(directory, f"{spec.name}_{i:04d}.png")
@@ -309,6 +375,29 @@ def write_dummy_examples(directory, specs, num_labels, count, seed=0):
     labels = (rng.random((count, num_labels)) < 0.5).astype(np.float32)
     names = tuple(f"label_{i}" for i in range(num_labels))
     return LabeledExamples(columns, kinds, labels, names)
+
+
+def _write_dummy_media(directory, spec, values):
+    """Writes dummy WAVs (`""` stays missing) or clips' frames as files;
+    returns the column (paths, or tuples of frame paths)."""
+    column = []
+    for i, value in enumerate(values):
+        stem = os.path.join(directory, f"{spec.name}_{i:04d}")
+        if spec.kind == "audio":
+            if value:
+                with open(stem + ".wav", "wb") as f:
+                    f.write(value)
+            column.append(stem + ".wav" if value else "")
+            continue
+        frames = [data for data in value if data]
+        os.makedirs(stem, exist_ok=True)
+        paths = []
+        for k, data in enumerate(frames):
+            paths.append(os.path.join(stem, f"frame_{k:03d}.png"))
+            with open(paths[-1], "wb") as f:
+                f.write(data)
+        column.append(tuple(paths))
+    return column
 
 
 # ------------------------------------------------------------- readers --
@@ -348,9 +437,24 @@ def _write_synthetic_shapes_reference(out_dir, num_examples, seed, image_size):
     )
 
 
+def _read_av_clips(data_dir):
+    from mmzoo.data.av_clips import read_av_clips
+
+    return read_av_clips(data_dir)
+
+
+def _write_synthetic_av_clips(out_dir, num_examples, seed, image_size):
+    from mmzoo.data.av_clips import write_synthetic_av_clips
+
+    return write_synthetic_av_clips(
+        out_dir, num_examples=num_examples, seed=seed, image_size=image_size
+    )
+
+
 READERS = {
     "image-report": _read_image_report,
     "image-text-labels": _read_image_text_labels,
+    "av-clips": _read_av_clips,
 }
 """On-disk layout name (`--dataset`) → `reader(data_dir) -> LabeledExamples`.
 A new layout adds its reader here."""
@@ -361,6 +465,7 @@ SYNTHETIC = {
         "image-text-labels",
         _write_synthetic_shapes_reference,
     ),
+    "av_clips": ("av-clips", _write_synthetic_av_clips),
 }
 """Synthetic generator name → `(layout it writes, writer(out_dir,
 num_examples, seed, image_size) -> folder)`. A model names its generator

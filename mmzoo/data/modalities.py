@@ -35,7 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import text
+from mmzoo.data.audio import decode_wavs
 from mmzoo.data.images import decode_images
+from mmzoo.data.video import decode_clips
 from mmzoo.data.vocab import Vocabulary, count_tokens, write_vocabulary
 from mmzoo.specs import PAD_ID, spec_from_dict
 
@@ -98,6 +100,47 @@ class ImageProcessor(tf.Module):
 
     def __call__(self, values):
         return decode_images(values, self.spec.size, name=self.spec.name)
+
+
+class AudioProcessor(ImageProcessor):
+    """WAV bytes `[B]` → float32 mono `[B, N]` at the spec's rate, NaN rows
+    for `""` (missing audio); `mmzoo.data.audio.decode_wavs` (resampling,
+    mix-down, crop/pad; bad WAVs fail with InvalidArgument naming the
+    input). Nothing to fit.
+
+    Args:
+        spec: `AudioSpec`.
+        directory: str. Unused.
+        name: str. Module name. Defaults to the spec name.
+    """
+
+    def __call__(self, values):
+        return decode_wavs(
+            values,
+            int(self.spec.sample_rate),
+            self.spec.num_samples,
+            name=self.spec.name,
+        )
+
+
+class VideoProcessor(ImageProcessor):
+    """Encoded frames `[B, F]` (`""` = padding) → float32 `[B, T, S, S, 3]`
+    in 0..255, NaN frames for padding; `mmzoo.data.video.decode_clips`
+    (T taken uniformly from longer clips). Nothing to fit.
+
+    Args:
+        spec: `VideoSpec`.
+        directory: str. Unused.
+        name: str. Module name. Defaults to the spec name.
+    """
+
+    def __call__(self, values):
+        return decode_clips(
+            values,
+            int(self.spec.num_frames),
+            int(self.spec.size),
+            name=self.spec.name,
+        )
 
 
 class _KerasHubTokens(tf.Module):
@@ -385,7 +428,12 @@ def _write_wordpiece_vocabulary(spec, values, directory):
     return len(vocabulary)
 
 
-PROCESSORS = {"image": ImageProcessor, "text": TextProcessor}
+PROCESSORS = {
+    "image": ImageProcessor,
+    "text": TextProcessor,
+    "audio": AudioProcessor,
+    "video": VideoProcessor,
+}
 """Processor class of each modality kind: `cls(spec, directory)` is a
 `tf.Module` mapping raw `[B]` values to the model input, and
 `cls.fit(spec, values, directory)` returns the fitted spec."""
@@ -405,12 +453,12 @@ def processor_class(spec):
 def fit_spec(spec, values, directory):
     """Fits one modality spec on the train split's raw values.
 
-    Images are returned unchanged. A `word` text spec gets the vocabulary
-    of the training texts (words seen `min_count` times, at most
-    `vocabulary_size - 2` of them), a `wordpiece` one a computed WordPiece
-    vocabulary of at most `vocabulary_size` tokens, one with a `preset`
-    that preset's tokenizer; `vocabulary_size` becomes the fitted size and
-    `max_length` is lowered to the longest training text in tokens
+    Images, audio and video are returned unchanged. A `word` text spec gets
+    the vocabulary of the training texts (words seen `min_count` times, at
+    most `vocabulary_size - 2` of them), a `wordpiece` one a computed
+    WordPiece vocabulary of at most `vocabulary_size` tokens, one with a
+    `preset` that preset's tokenizer; `vocabulary_size` becomes the fitted
+    size and `max_length` is lowered to the longest training text in tokens
     (`[CLS]`/`[SEP]` included).
 
     Args:

@@ -269,7 +269,7 @@ def export_model(
             write_warmup_requests(
                 staged,
                 name,
-                examples,
+                endpoint_examples(task, config, preprocessor, examples),
                 signature_names=signature_inputs(task, config, preprocessor),
             )
         while True:
@@ -291,6 +291,17 @@ def export_model(
     return version_dir
 
 
+def endpoint_examples(task, config, preprocessor, examples):
+    """`examples` (raw serving values) plus the inputs that only some
+    signatures take, made from them (`Endpoint.examples`: e.g. the
+    `waveform` samples decoded from the WAV bytes)."""
+    merged = dict(examples)
+    for endpoint in task.endpoints(config, preprocessor).values():
+        signature = task.endpoint_signature(config, endpoint)
+        merged.update(endpoint.inputs_from(examples, signature))
+    return merged
+
+
 def record_examples(version_dir, model, task, config, preprocessor, examples):
     """Runs every signature's function eagerly on `examples` (the inputs
     it takes) and records inputs and outputs for `mmzoo verify`."""
@@ -300,9 +311,13 @@ def record_examples(version_dir, model, task, config, preprocessor, examples):
     from mmzoo.export.verify import write_examples
 
     recorded = {}
-    for key, inputs in signature_inputs(task, config, preprocessor).items():
-        endpoint = task.endpoints(config, preprocessor)[key]
-        taken = {k: np.asarray(examples[k]) for k in inputs}
+    endpoints = task.endpoints(config, preprocessor)
+    for key, endpoint in endpoints.items():
+        signature = task.endpoint_signature(config, endpoint)
+        taken = {
+            k: np.asarray(v)
+            for k, v in endpoint.inputs_from(examples, signature).items()
+        }
         raw = {k: tf.constant(v) for k, v in taken.items()}
         outputs = endpoint.serve(model, preprocessor, raw)
         recorded[key] = (taken, {k: np.asarray(v) for k, v in outputs.items()})

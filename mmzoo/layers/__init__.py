@@ -30,7 +30,7 @@ from mmzoo.layers.interactions import (
     NumericEmbedding,
     PooledEmbedding,
 )
-from mmzoo.layers.modality import FusionLayer, ModalityDropout
+from mmzoo.layers.modality import FusionLayer, ModalityDropout, NaNMask
 
 __all__ = [
     "FUSION_METHODS",
@@ -49,6 +49,7 @@ __all__ = [
     "LowRankFusion",
     "MaxAlignment",
     "ModalityDropout",
+    "NaNMask",
     "NumericEmbedding",
     "PooledEmbedding",
     "ProductAlignment",

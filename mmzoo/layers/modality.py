@@ -315,3 +315,69 @@ class ModalityDropout(keras.layers.Layer):
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
         return config
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class NaNMask(keras.layers.Layer):
+    """Splits a float input that marks missing parts with NaN into the
+    input with zeros there and a mask.
+
+    mmzoo's float inputs mark what is missing with NaN (a missing audio is
+    a row of NaN, a padding video frame a frame of NaN). The mask keeps the
+    first `mask_rank` axes: an entry is present when none of the values
+    under it is NaN. Zeros are put in with `where`, so no NaN reaches a
+    layer or a gradient.
+
+    Args:
+        mask_rank: int. Axes of the mask (1: one flag per row `[B]`; 2: per
+            row and step `[B, T]`). Defaults to 1.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call args:
+        inputs: float `[B, ...]`.
+
+    Returns:
+        `(values, mask)`: `values` like `inputs` with 0 in place of every
+        missing entry, `mask` bool `[B]` or `[B, T]`, true = present.
+
+    Example:
+    ```python
+    frames, frame_mask = NaNMask(mask_rank=2)(video)  # [B, T, S, S, 3]
+    ```
+    """
+
+    def __init__(self, mask_rank=1, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_rank = int(mask_rank)
+        if self.mask_rank < 1:
+            raise ValueError(
+                f"NaNMask: mask_rank must be >= 1, got {mask_rank}"
+            )
+
+    def call(self, inputs):
+        missing = ops.isnan(inputs)
+        axes = tuple(range(self.mask_rank, len(inputs.shape)))
+        if axes:
+            missing_entry = ops.any(missing, axis=axes)
+        else:
+            missing_entry = missing
+        present = ops.logical_not(missing_entry)
+        shape = tuple(present.shape) + (1,) * len(axes)
+        keep = ops.reshape(present, (-1, *shape[1:])) if axes else present
+        values = ops.where(
+            ops.logical_and(keep, ops.logical_not(missing)),
+            inputs,
+            ops.zeros_like(inputs),
+        )
+        return values, present
+
+    def compute_output_spec(self, inputs):
+        return (
+            keras.KerasTensor(inputs.shape, dtype=inputs.dtype),
+            keras.KerasTensor(inputs.shape[: self.mask_rank], dtype="bool"),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["mask_rank"] = self.mask_rank
+        return config

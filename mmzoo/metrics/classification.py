@@ -177,6 +177,58 @@ def average_precision(y_true, scores):
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def auroc(y_true, scores):
+    """Area under the ROC curve of one label: the probability that a random
+    positive scores above a random negative, ties counting one half (the
+    Mann-Whitney statistic; scikit-learn's `roc_auc_score`).
+
+    Args:
+        y_true: 0/1 array `[N]`.
+        scores: float array `[N]`; higher = more likely positive.
+
+    Returns:
+        float; NaN when `y_true` lacks positives or negatives.
+    """
+    y_true = np.asarray(y_true) > 0.5
+    scores = np.asarray(scores, np.float64)
+    positives = int(y_true.sum())
+    negatives = len(y_true) - positives
+    if not positives or not negatives:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores), np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Tied scores share their mean rank.
+    _, inverse, counts = np.unique(
+        scores, return_inverse=True, return_counts=True
+    )
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    total = ranks[y_true].sum() - positives * (positives + 1) / 2
+    return float(total / (positives * negatives))
+
+
+def per_label_metrics(y_true, scores, label_names):
+    """`auroc/<label>` and `ap/<label>` (average precision) of each label
+    of a multi-label prediction, NaN where a label lacks positives (or
+    negatives, for AUROC) in `y_true`.
+
+    Args:
+        y_true: 0/1 matrix `[N, K]`.
+        scores: float matrix `[N, K]`.
+        label_names: sequence of K str.
+
+    Returns:
+        dict of metric name to float.
+    """
+    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    out = {}
+    for k, name in enumerate(label_names):
+        out[f"auroc/{name}"] = auroc(y_true[:, k], scores[:, k])
+        out[f"ap/{name}"] = average_precision(y_true[:, k], scores[:, k])
+    return out
+
+
 def mean_average_precision(y_true, scores):
     """Mean over labels of `average_precision` (labels without a positive
     example are left out); the `map` metric of multi-label tagging.

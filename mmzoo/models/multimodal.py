@@ -69,6 +69,8 @@ import keras
 from keras import ops
 
 from mmzoo import encoders
+from mmzoo.encoders.audio import AUDIO_ENCODERS, audio_encoder_from_config
+from mmzoo.encoders.video import VIDEO_TEMPORAL, video_encoder_from_config
 from mmzoo.heads.classification import (  # noqa: F401 (re-exported)
     HEADS,
     MODALITY_WEIGHTS,
@@ -97,8 +99,10 @@ from mmzoo.layers import (
 from mmzoo.specs import (
     MODALITY_KINDS,
     TEXT_TOKENIZERS,
+    AudioSpec,
     ImageSpec,
     TextSpec,
+    VideoSpec,
     model_inputs,
     spec_from_dict,
 )
@@ -275,6 +279,31 @@ class MultimodalClassifierConfig(TrainingConfig):
         decoder_filters: tuple of int. Filters of the reconstruction
             decoder's upsampling blocks (each doubles the resolution).
             Defaults to `(128, 64, 32)`.
+        audio_sample_rate: int. Sample rate of derived audio specs (WAVs
+            at other rates are resampled). Defaults to 16000.
+        audio_seconds: float. Clip length of derived audio specs (longer
+            audio cropped, shorter padded). Defaults to 1.0.
+        audio_encoder: str. One of `mmzoo.encoders.audio.AUDIO_ENCODERS`:
+            `cnn` (YAMNet-like convolutions over the log-mel),
+            `transformer` or `mel`. Defaults to `cnn`.
+        mel_bins: int. Mel bands of the log-mel spectrogram. Defaults to
+            64.
+        mel_fft_length: int. Its STFT window in samples. Defaults to 512.
+        mel_stride: int. Its hop in samples. Defaults to 160.
+        audio_filters: tuple of int. Filters of the `cnn` audio blocks.
+            Defaults to `(32, 64, 128, 256)`.
+        audio_units: int. Width of the `transformer`/`mel` audio sequence.
+            Defaults to 128.
+        num_frames: int. Frames per clip of derived video specs (T).
+            Defaults to 8.
+        video_temporal: str. Temporal model over the frame features, one
+            of `mmzoo.encoders.video.VIDEO_TEMPORAL`: `mean`, `gru` or
+            `transformer`. Frames use the image encoder fields at
+            `image_size`. Defaults to `gru`.
+        temporal_units: int. Width of the video sequence. Defaults to 128.
+        The transformer audio encoder and temporal model take their depth,
+        heads, feed-forward width and dropout from `text_num_layers`,
+        `text_num_heads`, `text_intermediate_dim` and `text_dropout`.
     """
 
     model_name: ClassVar[str] = "multimodal_classifier"
@@ -331,6 +360,17 @@ class MultimodalClassifierConfig(TrainingConfig):
     reconstruction_weight: float = 0.0
     serve_reconstruction: bool = False
     decoder_filters: tuple = (128, 64, 32)
+    audio_sample_rate: int = 16000
+    audio_seconds: float = 1.0
+    audio_encoder: str = "cnn"
+    mel_bins: int = 64
+    mel_fft_length: int = 512
+    mel_stride: int = 160
+    audio_filters: tuple = (32, 64, 128, 256)
+    audio_units: int = 128
+    num_frames: int = 8
+    video_temporal: str = "gru"
+    temporal_units: int = 128
 
     def __post_init__(self):
         super().__post_init__()
@@ -340,6 +380,7 @@ class MultimodalClassifierConfig(TrainingConfig):
             "cnn_filters",
             "hidden_units",
             "decoder_filters",
+            "audio_filters",
         ):
             object.__setattr__(self, field, tuple(getattr(self, field)))
         for field in ("target_mean", "target_std"):
@@ -430,6 +471,8 @@ class MultimodalClassifierConfig(TrainingConfig):
             ("head", HEADS),
             ("text_loss", TEXT_LOSSES),
             ("text_tokenizer", TEXT_TOKENIZERS),
+            ("audio_encoder", AUDIO_ENCODERS),
+            ("video_temporal", VIDEO_TEMPORAL),
         )
         for field, valid in choices:
             value = getattr(self, field)
@@ -569,6 +612,20 @@ def modality_specs(config):
             specs.append(fitted[name])
         elif kinds[name] == "image":
             specs.append(ImageSpec(name, size=_image_size(config)))
+        elif kinds[name] == "audio":
+            specs.append(
+                AudioSpec(
+                    name,
+                    sample_rate=config.audio_sample_rate,
+                    seconds=config.audio_seconds,
+                )
+            )
+        elif kinds[name] == "video":
+            specs.append(
+                VideoSpec(
+                    name, num_frames=config.num_frames, size=_image_size(config)
+                )
+            )
         else:
             specs.append(
                 TextSpec(
@@ -595,8 +652,9 @@ class ModalityMask(keras.layers.Layer):
     """Per-example modality mask `[B, M]` derived from the inputs.
 
     A `text` modality (token ids) is present when any id is not 0 (an
-    all-padding row is a missing text); an `image` modality is always
-    present.
+    all-padding row is a missing text); an `audio` one when its row holds
+    no NaN; a `video` one when any frame holds no NaN (padding frames are
+    NaN); an `image` modality is always present.
 
     Args:
         kinds: tuple of str. The kind of each modality (`image`, `text`).
@@ -643,6 +701,12 @@ class ModalityMask(keras.layers.Layer):
             flat = ops.reshape(x, (ops.shape(x)[0], -1))
             if kind == "text":
                 present = ops.any(ops.not_equal(flat, 0), axis=1)
+            elif kind == "audio":
+                present = ops.logical_not(ops.any(ops.isnan(flat), axis=1))
+            elif kind == "video":
+                frames = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], -1))
+                valid = ops.logical_not(ops.any(ops.isnan(frames), axis=2))
+                present = ops.any(valid, axis=1)
             else:
                 present = ops.ones_like(flat[:, 0], dtype="bool")
             columns.append(ops.cast(present, self.compute_dtype))
@@ -744,6 +808,22 @@ def _text_encoder(config, spec, kind):
 def _encode(config, spec, x, sequences):
     """Runs one modality's encoder: `(pooled, sequence, token_mask)`."""
     early = config.fusion_level == "early"
+    if spec.kind == "audio":
+        encoder = audio_encoder_from_config(
+            config,
+            spec,
+            name=f"{spec.name}_encoder",
+            kind="mel" if early else None,
+        )
+        return tuple(encoder(x))
+    if spec.kind == "video":
+        encoder = video_encoder_from_config(
+            config,
+            spec,
+            name=f"{spec.name}_encoder",
+            kind="patches" if early else None,
+        )
+        return tuple(encoder(x))
     if spec.kind == "image":
         encoder = _image_encoder(
             config, spec, "patches" if early else None, sequences

@@ -31,10 +31,26 @@ class Endpoint:
         inputs: tuple of str. The raw inputs it takes, a subset of the
             task's `serving_signature` (a retrieval model's `embed_text`
             takes `text` only); None = all of them.
+        extra_inputs: dict of input name to `tf.TensorSpec` (batch
+            `None`): inputs that are not serving inputs (the `waveform`
+            signature's float samples in place of WAV bytes), or None.
+        examples: callable `raw -> dict`: this signature's inputs made
+            from raw serving values (NumPy, every serving input), for
+            tests, recorded examples and warmup; needed with
+            `extra_inputs`. None = the raw values of its `inputs`.
     """
 
     serve: Callable
     inputs: tuple | None = None
+    extra_inputs: dict | None = None
+    examples: Callable | None = None
+
+    def inputs_from(self, raw, signature):
+        """This endpoint's inputs (`signature`'s names) from raw serving
+        values."""
+        if self.examples is not None:
+            raw = self.examples(raw)
+        return {name: raw[name] for name in signature}
 
 
 @dataclasses.dataclass
@@ -178,9 +194,9 @@ class Task:
     def endpoint_signature(self, config, endpoint):
         """The `tf.TensorSpec`s of the raw inputs `endpoint` takes."""
         signature = self.serving_signature(config)
-        if endpoint.inputs is None:
-            return signature
-        return {name: signature[name] for name in endpoint.inputs}
+        if endpoint.inputs is not None:
+            signature = {name: signature[name] for name in endpoint.inputs}
+        return {**signature, **(endpoint.extra_inputs or {})}
 
     def raw_examples(self, prepared, split="test", count=8):
         """Returns `count` raw examples of `split` as a dict of NumPy arrays

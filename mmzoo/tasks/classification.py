@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import examples as examples_lib
+from mmzoo.data.audio import crop_or_pad, validate_audio_files
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.modalities import Preprocessor, fit_preprocessor
 from mmzoo.data.splits import SPLITS, split_indices
@@ -59,7 +60,13 @@ from mmzoo.heads.classification import (
     output_names,
 )
 from mmzoo.metrics import classification as metrics_lib
-from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
+from mmzoo.tasks.base import (
+    DUMMY_DATASET,
+    Endpoint,
+    Prepared,
+    Task,
+    replace_config,
+)
 from mmzoo.training_config import compile_model
 
 SYNTHETIC_EXAMPLES = 2000
@@ -201,12 +208,14 @@ class ClassificationTask(Task):
             )
         if dataset == "synthetic":
             sizes = [
-                s.size for s in self.input_specs(config) if s.kind == "image"
+                s.size
+                for s in self.input_specs(config)
+                if s.kind in ("image", "video")
             ]
             return examples_lib.write_synthetic(
                 self.entry.synthetic or DEFAULT_SYNTHETIC,
                 os.path.join(directory, "synthetic"),
-                self.synthetic_examples,
+                getattr(config, "synthetic_examples", self.synthetic_examples),
                 seed,
                 max([16, *sizes]),
             )
@@ -214,8 +223,8 @@ class ClassificationTask(Task):
 
     def prepare(self, config, dataset, data_dir, directory, seed):
         everything = self.read(config, dataset, data_dir, directory, seed)
-        validate_image_files(everything.image_paths(), dataset)
         specs = self.input_specs(config)
+        validate_media_files(everything, specs, dataset)
         mapping = examples_lib.match_columns(everything, specs, dataset)
         indices = _split(everything, dataset, seed)
         parts = {name: everything.take(indices[name]) for name in SPLITS}
@@ -428,6 +437,11 @@ class ClassificationTask(Task):
             out["micro_f1"] = metrics_lib.micro_f1(true, pred)
             out["macro_f1"] = metrics_lib.macro_f1(true, pred)
             out["map"] = metrics_lib.mean_average_precision(true, probabilities)
+            out.update(
+                metrics_lib.per_label_metrics(
+                    true, probabilities, serving_options(config).label_names
+                )
+            )
         if SCORE in predictions:
             targets, score = predictions["targets"], predictions[SCORE]
             if np.any(np.isfinite(targets)):
@@ -474,7 +488,11 @@ class ClassificationTask(Task):
         return {REPORT_FILE: f"{title}\n\n{table}"}
 
     def serve(self, model, preprocessor, raw):
-        outputs = model(preprocessor(raw), training=False)
+        return self.serve_inputs(model, preprocessor, preprocessor(raw))
+
+    def serve_inputs(self, model, preprocessor, inputs):
+        """The served outputs of preprocessed model `inputs`."""
+        outputs = model(inputs, training=False)
         if not isinstance(outputs, dict):
             outputs = {PROBABILITIES: outputs}
         probabilities = outputs[PROBABILITIES]
@@ -499,6 +517,95 @@ class ClassificationTask(Task):
         if MODALITY_WEIGHTS in outputs:
             served[MODALITY_WEIGHTS] = outputs[MODALITY_WEIGHTS]
         return served
+
+    def extra_signatures(self, config):
+        """`waveform` when the model reads audio: the same outputs from
+        float samples (for clients that decode audio themselves) in place
+        of WAV bytes; see `waveform_input`."""
+        audio = [s for s in self.input_specs(config) if s.kind == "audio"]
+        if not audio:
+            return {}
+        others = tuple(
+            s.name for s in self.input_specs(config) if s.kind != "audio"
+        )
+        extra = {
+            waveform_input(spec): tf.TensorSpec(
+                [None, None], tf.float32, name=waveform_input(spec)
+            )
+            for spec in audio
+        }
+
+        def serve(model, preprocessor, raw):
+            inputs = {
+                name: preprocessor.processors[name](raw[name])
+                for name in others
+            }
+            for spec in audio:
+                inputs[spec.name] = checked_waveforms(
+                    raw[waveform_input(spec)],
+                    spec.num_samples,
+                    waveform_input(spec),
+                )
+            return self.serve_inputs(model, preprocessor, inputs)
+
+        def examples(raw):
+            from mmzoo.data.modalities import processor_class
+
+            out = dict(raw)
+            for spec in audio:
+                decode = processor_class(spec)(spec, "")
+                out[waveform_input(spec)] = decode(
+                    tf.constant(raw[spec.name], tf.string)
+                ).numpy()
+            return out
+
+        return {WAVEFORM: Endpoint(serve, others, extra, examples)}
+
+
+WAVEFORM = "waveform"
+"""Signature of audio models that takes float samples in place of WAVs."""
+
+
+def waveform_input(spec):
+    """Name of the `waveform` signature's input for audio input `spec`:
+    `waveform` for an input named `audio`, else `<name>_waveform`."""
+    return WAVEFORM if spec.name == "audio" else f"{spec.name}_{WAVEFORM}"
+
+
+def checked_waveforms(samples, num_samples, name):
+    """Client samples float `[B, L]` (any L, at the spec's rate, -1..1) →
+    `[B, num_samples]`: cropped or zero-padded; a row holding NaN is a
+    missing audio. ±inf, or a peak above 2 (16-bit integers sent
+    unscaled), fails with InvalidArgument naming `name`."""
+    samples = tf.convert_to_tensor(samples, tf.float32)
+    finite_or_nan = tf.logical_or(
+        tf.math.is_finite(samples), tf.math.is_nan(samples)
+    )
+    peak = tf.reduce_max(
+        tf.where(tf.math.is_finite(samples), tf.abs(samples), 0.0)
+    )
+    checks = [
+        tf.debugging.Assert(
+            tf.reduce_all(finite_or_nan),
+            [
+                name,
+                ": samples hold +-inf; send floats in -1..1 (NaN rows "
+                "= missing audio)",
+            ],
+        ),
+        tf.debugging.Assert(
+            peak <= 2.0,
+            [
+                name,
+                ": samples peak at",
+                peak,
+                "; send floats in -1..1 "
+                "(divide 16-bit integer samples by 32768)",
+            ],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return crop_or_pad(samples, num_samples)
 
 
 def _split(everything, dataset, seed):
@@ -554,14 +661,32 @@ def _from_data(config, everything, train):
     return changes
 
 
+def validate_media_files(examples, specs, where):
+    """Decodes every image, frame and WAV file of `examples` once, so a bad
+    file is named before training starts (`ValueError`)."""
+    validate_image_files(examples.image_paths(), where)
+    audio = [s for s in specs if s.kind == "audio"]
+    paths = examples.audio_paths()
+    if paths:
+        spec = audio[0] if audio else None
+        validate_audio_files(
+            paths,
+            where,
+            sample_rate=spec.sample_rate if spec else 16000,
+            seconds=spec.seconds if spec else 1.0,
+        )
+
+
 def _fit_values(train, mapping):
-    """Raw train values to fit preprocessing on. Images need no fitting, so
-    image files are not read (that would hold the whole split in memory)."""
+    """Raw train values to fit preprocessing on. Media (images, audio,
+    video) need no fitting, so their files are not read (that would hold
+    the whole split in memory)."""
     kinds = train.kinds
+    media = examples_lib.FILE_KINDS
     values = examples_lib.raw_values(
-        train, {n: c for n, c in mapping.items() if kinds[c] != "image"}
+        train, {n: c for n, c in mapping.items() if kinds[c] not in media}
     )
-    values.update({n: [] for n, c in mapping.items() if kinds[c] == "image"})
+    values.update({n: [] for n, c in mapping.items() if kinds[c] in media})
     return values
 
 
