@@ -1,4 +1,4 @@
-"""The `mmzoo` command: list, train, export, verify, main."""
+"""The `mmzoo` command: list, train, export, verify, main, prepare-clips."""
 
 import argparse
 import ast

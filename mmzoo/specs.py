@@ -23,6 +23,10 @@ Kinds:
   for any F (`""` = padding) → float32 `[num_frames, size, size, 3]`
   pixels; `num_frames` are taken uniformly from a longer clip, and
   padding frames are NaN (a clip of padding only is a masked modality).
+- `SensorSpec`: a vector of readings (sensors, metadata), `float32 [D]`
+  per row, passed through; NaN (or ±inf) is a missing reading, a row of
+  them a missing modality. Fitting records each reading's train-split
+  mean and standard deviation, which the model standardizes with.
 - `FeatureSpec`: one tabular column (categorical, numeric, multi-valued,
   text or a precomputed vector) as DeepFM and the CTR readers use it.
 
@@ -351,6 +355,75 @@ class VideoSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SensorSpec:
+    """A numeric vector input (sensor readings): floats in, floats out.
+
+    Attributes:
+        name: str. Input name. Defaults to `"sensors"`.
+        dimension: int. Readings per row (D). Defaults to 8.
+        mean: tuple of float. Train-split mean of each reading (fitted;
+            `()` = 0).
+        std: tuple of float. Train-split standard deviation of each reading
+            (fitted; `()` = 1).
+    """
+
+    name: str = "sensors"
+    dimension: int = 8
+    mean: tuple = ()
+    std: tuple = ()
+    kind: str = "sensor"
+
+    def __post_init__(self):
+        _check_kind(self, "sensor")
+        if int(self.dimension) < 1:
+            raise ValueError(
+                f"sensor spec '{self.name}': dimension must be >= 1, got "
+                f"{self.dimension}"
+            )
+        for field in ("mean", "std"):
+            value = tuple(float(v) for v in getattr(self, field))
+            if value and len(value) != int(self.dimension):
+                raise ValueError(
+                    f"sensor spec '{self.name}': {field} has {len(value)} "
+                    f"values for dimension {self.dimension}"
+                )
+            object.__setattr__(self, field, value)
+
+    @property
+    def serving_dtype(self):
+        return "float32"
+
+    @property
+    def serving_shape(self):
+        return (int(self.dimension),)
+
+    @property
+    def input_shape(self):
+        return (int(self.dimension),)
+
+    @property
+    def input_dtype(self):
+        return "float32"
+
+    def dummy_input(self, batch_size, seed=0):
+        """Normal readings around the fitted statistics; the first row has
+        a missing reading (NaN), the last (of 2 or more) none at all."""
+        rng = np.random.default_rng(seed)
+        mean = np.asarray(self.mean or 0.0, np.float32)
+        std = np.asarray(self.std or 1.0, np.float32)
+        shape = (batch_size, int(self.dimension))
+        values = (rng.normal(0, 1, shape) * std + mean).astype("float32")
+        values[0, 0] = np.nan
+        if batch_size > 1:
+            values[-1] = np.nan
+        return values
+
+    def dummy_raw(self, batch_size, seed=0):
+        """As `dummy_input`: readings are served as they are."""
+        return self.dummy_input(batch_size, seed)
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureSpec:
     """One raw tabular column and how the model embeds it.
 
@@ -543,6 +616,7 @@ MODALITY_KINDS = {
     "text": TextSpec,
     "audio": AudioSpec,
     "video": VideoSpec,
+    "sensor": SensorSpec,
 }
 """Spec type of each modality kind a multimodal model can declare."""
 

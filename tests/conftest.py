@@ -33,14 +33,16 @@ def shared_data():
 # `--no-loadscope-reorder`, so pytest-xdist hands out files in this order,
 # and the last file to start is a short one instead of a 6-minute one.
 LONGEST_FIRST = (
-    "tests/test_notebooks.py",  # 379
-    "tests/test_contract.py",  # 218 (with the hostile requests)
-    "tests/test_contract_jax.py",  # 158
+    "tests/test_notebooks.py",  # 379 + 48 (av_monitor)
+    "tests/test_contract.py",  # 218 + 35 (with the hostile requests)
+    "tests/test_contract_jax.py",  # 158 + 15
+    "tests/test_av_end_to_end.py",  # ~60 (prepare, train, serve)
     "tests/tasks/test_captioning.py",  # 153
     "tests/tasks/test_image_text_labels_task.py",  # 86
     "tests/test_presets_end_to_end.py",  # 77
     "tests/tasks/test_classification.py",  # 76
     "tests/models/test_fusion_captioners.py",  # ~60 (a glove CLI run)
+    "tests/models/test_av_monitor.py",  # ~45
     "tests/tasks/test_retrieval.py",  # 39
     "tests/models/test_vit_lstm_captioner.py",  # 73
     "tests/models/test_multimodal.py",  # 60

@@ -249,46 +249,55 @@ def _le32(value):
     return tf.strings.reduce_join(tf.gather(tf.constant(_BYTES), octets))
 
 
+def read_wav(data, seconds, row=0, name="audio", reach=0):
+    """Checks and decodes the first `seconds` of one WAV (scalar string,
+    not `""`) at its own rate: `(mono float32 [L], rate int64)`, plus
+    `reach` samples past them when the file has them.
+
+    Only those samples are decoded: the `data` chunk is cut to them (and
+    its size field rewritten) before `tf.audio.decode_wav`, so an
+    hour-long WAV costs what a short one does, and a streamed WAV (data
+    size "until the end") reads too. Failures name `name` and `row`."""
+    header = wav_header(data)
+    rate = header["rate"]
+    frame_bytes = header["channels"] * 2
+    needed = tf.cast(
+        tf.math.ceil(tf.cast(rate, tf.float64) * seconds), tf.int64
+    ) + tf.cast(reach, tf.int64)
+    available = tf.minimum(header["data_declared"], header["data_present"])
+    keep = (
+        tf.minimum(available // tf.maximum(frame_bytes, 1), needed)
+        * frame_bytes
+    )
+    at = header["data_at"]
+    with tf.control_dependencies([_check_header(header, row, name)]):
+        cut = tf.strings.join(
+            [
+                tf.strings.substr(data, tf.zeros_like(at), at),
+                _le32(keep),
+                tf.strings.substr(data, at + 4, keep),
+            ]
+        )
+        audio, _ = tf.audio.decode_wav(cut)
+    return tf.reduce_mean(audio, axis=1), rate
+
+
 def decode_wav(data, sample_rate, num_samples, row=0, name="audio"):
     """Decodes one WAV (scalar string) to float32 `[num_samples]` mono at
-    `sample_rate`; `""` gives NaN (missing). See the module docstring.
-
-    Only the samples the clip needs are decoded: the `data` chunk is cut
-    to them (and its size field rewritten) before `tf.audio.decode_wav`,
-    so an hour-long WAV costs what a short one does, and a streamed WAV
-    (data size "until the end") reads too."""
+    `sample_rate` (`read_wav`, then `resample`); `""` gives NaN (missing).
+    See the module docstring."""
 
     def missing():
         return tf.fill([num_samples], tf.constant(np.nan, tf.float32))
 
     def present():
-        header = wav_header(data)
-        rate = header["rate"]
-        frame_bytes = header["channels"] * 2
-        # Input samples the output needs, plus the filter's reach.
+        rate = wav_header(data)["rate"]
+        # The resampling filter reads this far past the last output sample.
         ratio = tf.cast(rate, tf.float64) / float(sample_rate)
-        needed = tf.cast(
-            tf.math.ceil(num_samples * ratio)
-            + RESAMPLE_HALF_WIDTH * tf.math.ceil(tf.maximum(ratio, 1.0))
-            + 2,
-            tf.int64,
+        reach = RESAMPLE_HALF_WIDTH * tf.math.ceil(tf.maximum(ratio, 1.0)) + 2
+        mono, rate = read_wav(
+            data, num_samples / float(sample_rate), row, name, reach
         )
-        available = tf.minimum(header["data_declared"], header["data_present"])
-        keep = (
-            tf.minimum(available // tf.maximum(frame_bytes, 1), needed)
-            * frame_bytes
-        )
-        at = header["data_at"]
-        with tf.control_dependencies([_check_header(header, row, name)]):
-            cut = tf.strings.join(
-                [
-                    tf.strings.substr(data, tf.zeros_like(at), at),
-                    _le32(keep),
-                    tf.strings.substr(data, at + 4, keep),
-                ]
-            )
-            audio, _ = tf.audio.decode_wav(cut)
-        mono = tf.reduce_mean(audio, axis=1)
         return resample(mono, rate, sample_rate, num_samples)
 
     return tf.cond(tf.equal(tf.strings.length(data), 0), missing, present)
@@ -320,8 +329,9 @@ def crop_or_pad(waveforms, num_samples):
     return tf.where(missing, tf.constant(np.nan, tf.float32), padded)
 
 
-def validate_audio_files(paths, where, sample_rate=16000, seconds=1.0):
-    """Decodes every WAV file once; raises `ValueError` naming bad files.
+def validate_audio_files(paths, where, seconds=1.0):
+    """Decodes the first `seconds` of every WAV file once (`read_wav`);
+    raises `ValueError` naming bad files.
 
     `""` (missing audio) is skipped. As `validate_image_files`: parallel
     decode, failures dropped, the first one decoded again for its message.
@@ -329,12 +339,11 @@ def validate_audio_files(paths, where, sample_rate=16000, seconds=1.0):
     paths = [os.fspath(p) for p in paths if p]
     if not paths:
         return
-    num_samples = max(1, round(seconds * sample_rate))
 
     def check(index, path):
-        data = tf.io.read_file(path)
-        wave = decode_wav(data, sample_rate, num_samples, 0, path)
-        return index, tf.reduce_sum(wave)
+        # Decoding is the check; resampling the samples would add nothing.
+        mono, _ = read_wav(tf.io.read_file(path), seconds, 0, path)
+        return index, tf.reduce_sum(mono)
 
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.range(len(paths), dtype=tf.int64), paths)

@@ -19,6 +19,9 @@ data_dir/
   means the clip has no audio (a missing modality).
 - `split` (optional): `train`, `val` or `test` for every row; without it
   the examples are split by seed.
+- `sensors` (optional): the clip's sensor readings, numbers separated by
+  spaces or `;` (`nan` = a missing reading; an empty cell = none), the
+  same count on every row (kind `sensor`).
 - every other column is one 0/1 label (`0`/`1`, or `0.0`/`1.0`).
 
 Fields may be quoted as the `csv` module writes them. The reader only
@@ -43,7 +46,8 @@ LAYOUT = "av-clips"
 FRAMES_COLUMN = "frames"
 AUDIO_COLUMN = "audio"
 SPLIT_COLUMN = "split"
-HEADER = "frames,audio,<label>,...[,split]"
+SENSORS_COLUMN = "sensors"
+HEADER = "frames,audio,<label>,...[,split][,sensors]"
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 AUDIO_EXTENSION = ".wav"
 _LABEL_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0}
@@ -65,14 +69,13 @@ def read_av_clips(data_dir):
         names, or None without a `split` column.
 
     Raises:
-        FileNotFoundError: when `data_dir/index.csv` does not exist.
-        ValueError: naming the file and line, when `index.csv` is empty or
-            has no rows, the header lacks `frames`, `audio` or any label
-            column or has a duplicate or empty column name, a row has the
-            wrong number of fields, a frames folder does not exist or holds
-            no frame image, an audio file does not end in `.wav` or does
-            not exist, a label is not 0 or 1, or a split is not `train`,
-            `val` or `test`.
+        ValueError: naming the file (and line), when `index.csv` is missing,
+            empty or has no rows, the header lacks `frames`, `audio` or any
+            label column or has a duplicate or empty column name, a row has
+            the wrong number of fields, a frames folder does not exist or
+            holds no frame image, an audio file does not end in `.wav` or
+            does not exist, a label is not 0 or 1, or a split is not
+            `train`, `val` or `test`.
 
     Example:
     >>> examples = read_av_clips("data/monitoring")
@@ -80,22 +83,17 @@ def read_av_clips(data_dir):
     >>> examples.labels.shape  # (num_clips, num_labels)
     """
     data_dir = os.path.abspath(os.fspath(data_dir))
-    index = os.path.join(data_dir, INDEX_FILE)
-    if not os.path.isfile(index):
-        raise FileNotFoundError(
-            f"{LAYOUT}: {index} not found; expected a folder with "
-            f"{INDEX_FILE} (header {HEADER})"
-        )
     index, header_line, header, rows = open_index(data_dir, LAYOUT, HEADER)
     col = _check_header(index, header_line, header)
     label_cols = [
         i
         for i, name in enumerate(header)
-        if name not in (FRAMES_COLUMN, AUDIO_COLUMN, SPLIT_COLUMN)
+        if name
+        not in (FRAMES_COLUMN, AUDIO_COLUMN, SPLIT_COLUMN, SENSORS_COLUMN)
     ]
     label_names = tuple(header[i] for i in label_cols)
 
-    frames, audio, labels, splits = [], [], [], []
+    frames, audio, labels, splits, sensors = [], [], [], [], []
     for line, fields in rows:
         where = f"{index}:{line}"
         if len(fields) != len(header):
@@ -108,13 +106,22 @@ def read_av_clips(data_dir):
         labels.append([_label(where, header[i], fields[i]) for i in label_cols])
         if SPLIT_COLUMN in col:
             splits.append(_split(where, fields[col[SPLIT_COLUMN]]))
+        if SENSORS_COLUMN in col:
+            sensors.append(
+                _readings(where, fields[col[SENSORS_COLUMN]], sensors)
+            )
     if not frames:
         raise ValueError(
             f"{index}:{header_line}: no examples after the header row"
         )
+    columns = {FRAMES_COLUMN: frames, AUDIO_COLUMN: audio}
+    kinds = {FRAMES_COLUMN: "video", AUDIO_COLUMN: "audio"}
+    if SENSORS_COLUMN in col:
+        columns[SENSORS_COLUMN] = _fill_missing_readings(index, sensors)
+        kinds[SENSORS_COLUMN] = "sensor"
     return LabeledExamples(
-        columns={FRAMES_COLUMN: frames, AUDIO_COLUMN: audio},
-        kinds={FRAMES_COLUMN: "video", AUDIO_COLUMN: "audio"},
+        columns=columns,
+        kinds=kinds,
         labels=np.asarray(labels, np.float32).reshape(
             len(labels), len(label_names)
         ),
@@ -123,6 +130,39 @@ def read_av_clips(data_dir):
         multi_label=True,
         splits=splits if SPLIT_COLUMN in col else None,
     )
+
+
+def _readings(where, field, before):
+    """A `sensors` cell: numbers separated by spaces or `;` (`nan` = a
+    missing reading), or `""` (all missing: None until the width is
+    known). Its width must match the rows before it."""
+    text = field.replace(";", " ").strip()
+    if not text:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split())
+    except ValueError:
+        raise ValueError(
+            f"{where}: sensors {field!r} is not numbers separated by spaces "
+            "or ';' (nan = a missing reading)"
+        ) from None
+    width = next((len(v) for v in before if v is not None), None)
+    if width is not None and len(values) != width:
+        raise ValueError(
+            f"{where}: sensors has {len(values)} readings; the rows before "
+            f"have {width}"
+        )
+    return values
+
+
+def _fill_missing_readings(index, rows):
+    width = next((len(v) for v in rows if v is not None), None)
+    if width is None:
+        raise ValueError(
+            f"{index}: the sensors column is empty on every row; leave it "
+            "out or give readings"
+        )
+    return [v if v is not None else (float("nan"),) * width for v in rows]
 
 
 def _check_header(index, line, header):

@@ -37,9 +37,10 @@ class LabeledExamples:
     Attributes:
         columns: dict of column name to a list of raw values (image file
             paths for image columns, WAV file paths or `""` for audio,
-            tuples of frame file paths for video, strings for text).
+            tuples of frame file paths for video, tuples of floats for
+            sensor readings, strings for text).
         kinds: dict of column name to its modality kind (`image`, `text`,
-            `audio`, `video`).
+            `audio`, `video`, `sensor`).
         labels: float32 array `[N, L]` (multi-hot; one-hot for
             single-label data).
         label_names: tuple of str. Name of each label column.
@@ -154,8 +155,10 @@ def _read_file(path):
 
 
 def _column_tensor(values, kind):
-    """A column as a string tensor: `[N]`, or `[N, F]` for video (frame
-    paths padded with `""` to the longest clip)."""
+    """A column as a tensor: strings `[N]`, `[N, F]` for video (frame paths
+    padded with `""` to the longest clip), float32 `[N, D]` for sensors."""
+    if kind == "sensor":
+        return tf.constant(np.asarray(list(values), np.float32))
     if kind != "video":
         return tf.constant(list(values), tf.string)
     width = max([1, *(len(frames) for frames in values)])
@@ -316,7 +319,7 @@ def make_pipeline(
                 lambda row: read_media(row, kinds),
                 raw,
                 fn_output_signature={
-                    name: tf.TensorSpec(value.shape[1:], tf.string)
+                    name: tf.TensorSpec(value.shape[1:], value.dtype)
                     for name, value in raw.items()
                 },
             ), labels
@@ -362,6 +365,8 @@ def write_dummy_examples(directory, specs, num_labels, count, seed=0):
             columns[spec.name] = _write_dummy_media(
                 directory, spec, raw[spec.name]
             )
+        elif spec.kind == "sensor":
+            columns[spec.name] = [tuple(row) for row in raw[spec.name]]
         elif spec.kind == "image":
             paths = []
             for i, data in enumerate(raw[spec.name]):

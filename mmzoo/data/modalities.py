@@ -143,6 +143,65 @@ class VideoProcessor(ImageProcessor):
         )
 
 
+class SensorProcessor(ImageProcessor):
+    """Readings float32 `[B, D]` → float32 `[B, D]`, ±inf as NaN (missing).
+    A row of another width fails with InvalidArgument naming the input.
+    `fit` records each reading's train-split mean and standard deviation
+    (finite values only), which the model standardizes with.
+
+    Args:
+        spec: `SensorSpec`.
+        directory: str. Unused.
+        name: str. Module name. Defaults to the spec name.
+    """
+
+    def __call__(self, values):
+        values = tf.convert_to_tensor(values, tf.float32)
+        width = tf.shape(values)[-1]
+        check = tf.debugging.Assert(
+            tf.equal(width, int(self.spec.dimension)),
+            [
+                self.spec.name,
+                ": rows have",
+                width,
+                f"readings; expected {int(self.spec.dimension)}",
+            ],
+        )
+        with tf.control_dependencies([check]):
+            values = tf.identity(values)
+        values = tf.where(
+            tf.math.is_inf(values), tf.constant(np.nan, tf.float32), values
+        )
+        return tf.ensure_shape(values, [None, int(self.spec.dimension)])
+
+    @classmethod
+    def fit(cls, spec, values, directory):
+        """Mean and standard deviation of each reading over the train
+        split's finite values (0 and 1 where a reading is never finite;
+        a near-constant reading gets std 1); `dimension` from the data."""
+        del directory
+        rows = [np.asarray(v, np.float64).reshape(-1) for v in values]
+        if not rows:
+            return spec
+        widths = {len(r) for r in rows}
+        if len(widths) != 1:
+            raise ValueError(
+                f"sensor spec '{spec.name}': rows of different widths "
+                f"{sorted(widths)}"
+            )
+        matrix = np.stack(rows)
+        finite = np.isfinite(matrix)
+        mean, std = [], []
+        for column, ok in zip(matrix.T, finite.T):
+            kept = column[ok]
+            mean.append(float(kept.mean()) if len(kept) else 0.0)
+            deviation = float(kept.std()) if len(kept) else 1.0
+            std.append(deviation if deviation > 1e-6 else 1.0)
+        return dataclasses.replace(
+            spec, dimension=matrix.shape[1], mean=tuple(mean), std=tuple(std)
+        )
+
+
 class _KerasHubTokens(tf.Module):
     """Texts `[B]` → ragged int32 token ids of a keras-hub tokenizer.
 
@@ -433,6 +492,7 @@ PROCESSORS = {
     "text": TextProcessor,
     "audio": AudioProcessor,
     "video": VideoProcessor,
+    "sensor": SensorProcessor,
 }
 """Processor class of each modality kind: `cls(spec, directory)` is a
 `tf.Module` mapping raw `[B]` values to the model input, and

@@ -111,11 +111,15 @@ TINY = {
     "dropout": 0.1,
     "learning_rate": 3e-3,
     "batch_size": 32,
-    "epochs": 15,
+    # The alarm label (sound and flash in the same half) is learned late
+    # and at once: on 800 clips test AUROC of alarm 1.0 after 25 epochs at
+    # 3e-3 (0.52 at 5e-3, where the model settles on the unimodal labels).
+    "epochs": 25,
+    "synthetic_examples": 800,
 }
 """The `tiny` variant: 4 frames at 32 px through a two-block CNN and a
 GRU of 32, one second of 8 kHz audio through two convolution blocks;
-trains on the synthetic clips on a CPU in about a minute."""
+trains on 800 synthetic clips on 2 CPU cores in under two minutes."""
 
 VARIANTS = {"tiny": TINY, "base": {}}
 

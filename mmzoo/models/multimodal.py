@@ -14,8 +14,12 @@ this one.
 
 Model inputs are `mmzoo.specs.model_inputs(modality_specs(config))`: images
 float32 `[B, S, S, 3]` (raw pixels, 0..255), texts int32 `[B, T]` token
-ids (0 = padding). A modality left out of `modalities` (an ablation) is not
-an input.
+ids (0 = padding), audio float32 `[B, N]` waveforms (a NaN row = missing),
+video float32 `[B, T, S, S, 3]` frames (NaN frames = padding) and sensor
+readings float32 `[B, D]` (NaN = missing); their encoders are
+`mmzoo.encoders.audio`, `.video` (the image encoder per frame plus a
+temporal model) and `.sensor`. A modality left out of `modalities` (an
+ablation) is not an input.
 
 Fusion levels:
 
@@ -70,6 +74,7 @@ from keras import ops
 
 from mmzoo import encoders
 from mmzoo.encoders.audio import AUDIO_ENCODERS, audio_encoder_from_config
+from mmzoo.encoders.sensor import sensor_encoder_from_config
 from mmzoo.encoders.video import VIDEO_TEMPORAL, video_encoder_from_config
 from mmzoo.heads.classification import (  # noqa: F401 (re-exported)
     HEADS,
@@ -101,6 +106,7 @@ from mmzoo.specs import (
     TEXT_TOKENIZERS,
     AudioSpec,
     ImageSpec,
+    SensorSpec,
     TextSpec,
     VideoSpec,
     model_inputs,
@@ -153,9 +159,9 @@ class MultimodalClassifierConfig(TrainingConfig):
     Attributes:
         inputs: tuple of `(name, kind)` pairs. The modalities the model can
             read, in order; `kind` is one of `mmzoo.specs.MODALITY_KINDS`
-            (`image`, `text`). Names are the model's input names, `tf.data`
-            keys and serving keys. Defaults to `(("image", "image"),
-            ("text", "text"))`.
+            (`image`, `text`, `audio`, `video`, `sensor`). Names are the
+            model's input names, `tf.data` keys and serving keys. Defaults
+            to `(("image", "image"), ("text", "text"))`.
         modalities: tuple of str. The subset of `inputs` names the model
             uses (ablations); a comma string such as `"image"` or
             `"image,text"` is accepted, `()` means all of them. Normalized
@@ -301,6 +307,9 @@ class MultimodalClassifierConfig(TrainingConfig):
             `transformer`. Frames use the image encoder fields at
             `image_size`. Defaults to `gru`.
         temporal_units: int. Width of the video sequence. Defaults to 128.
+        sensor_dimension: int. Readings of derived sensor specs (the data
+            decides when fitted). Defaults to 8.
+        sensor_units: int. Width of the sensor MLP. Defaults to 64.
         The transformer audio encoder and temporal model take their depth,
         heads, feed-forward width and dropout from `text_num_layers`,
         `text_num_heads`, `text_intermediate_dim` and `text_dropout`.
@@ -371,6 +380,8 @@ class MultimodalClassifierConfig(TrainingConfig):
     num_frames: int = 8
     video_temporal: str = "gru"
     temporal_units: int = 128
+    sensor_dimension: int = 8
+    sensor_units: int = 64
 
     def __post_init__(self):
         super().__post_init__()
@@ -620,6 +631,8 @@ def modality_specs(config):
                     seconds=config.audio_seconds,
                 )
             )
+        elif kinds[name] == "sensor":
+            specs.append(SensorSpec(name, dimension=config.sensor_dimension))
         elif kinds[name] == "video":
             specs.append(
                 VideoSpec(
@@ -654,10 +667,12 @@ class ModalityMask(keras.layers.Layer):
     A `text` modality (token ids) is present when any id is not 0 (an
     all-padding row is a missing text); an `audio` one when its row holds
     no NaN; a `video` one when any frame holds no NaN (padding frames are
-    NaN); an `image` modality is always present.
+    NaN); a `sensor` one when any reading is finite; an `image` modality
+    is always present.
 
     Args:
-        kinds: tuple of str. The kind of each modality (`image`, `text`).
+        kinds: tuple of str. The kind of each modality (a key of
+            `mmzoo.specs.MODALITY_KINDS`).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`).
             `token_inputs` (a tuple of bool, true = text), the argument of
             earlier versions, is accepted for files saved by them.
@@ -703,6 +718,8 @@ class ModalityMask(keras.layers.Layer):
                 present = ops.any(ops.not_equal(flat, 0), axis=1)
             elif kind == "audio":
                 present = ops.logical_not(ops.any(ops.isnan(flat), axis=1))
+            elif kind == "sensor":
+                present = ops.any(ops.isfinite(flat), axis=1)
             elif kind == "video":
                 frames = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], -1))
                 valid = ops.logical_not(ops.any(ops.isnan(frames), axis=2))
@@ -814,6 +831,11 @@ def _encode(config, spec, x, sequences):
             spec,
             name=f"{spec.name}_encoder",
             kind="mel" if early else None,
+        )
+        return tuple(encoder(x))
+    if spec.kind == "sensor":
+        encoder = sensor_encoder_from_config(
+            config, spec, name=f"{spec.name}_encoder"
         )
         return tuple(encoder(x))
     if spec.kind == "video":

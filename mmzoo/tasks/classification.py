@@ -668,12 +668,8 @@ def validate_media_files(examples, specs, where):
     audio = [s for s in specs if s.kind == "audio"]
     paths = examples.audio_paths()
     if paths:
-        spec = audio[0] if audio else None
         validate_audio_files(
-            paths,
-            where,
-            sample_rate=spec.sample_rate if spec else 16000,
-            seconds=spec.seconds if spec else 1.0,
+            paths, where, seconds=audio[0].seconds if audio else 1.0
         )
 
 

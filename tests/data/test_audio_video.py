@@ -171,9 +171,9 @@ def test_validate_audio_files_names_the_bad_file(tmp_path):
     good.write_bytes(encode_wav(_tone(440, 8000, 1), 8000))
     bad = tmp_path / "bad.wav"
     bad.write_bytes(_header(8000, 1, 8, 1, 8) + bytes(8))
-    validate_audio_files([str(good), ""], "clips", 8000, 1.0)
+    validate_audio_files([str(good), ""], "clips", 1.0)
     with pytest.raises(ValueError, match=r"clips: audio file .*bad\.wav"):
-        validate_audio_files([str(good), str(bad)], "clips", 8000, 1.0)
+        validate_audio_files([str(good), str(bad)], "clips", 1.0)
 
 
 def test_crop_or_pad_and_checked_waveforms():
@@ -234,3 +234,27 @@ def test_preprocessor_runs_audio_and_video_specs():
     assert out["clip"].shape == (3, 3, 16, 16, 3)
     assert np.isnan(out["audio"].numpy()[1]).all()  # the missing row
     assert np.isnan(out["clip"].numpy()[2]).all()  # all padding
+
+
+# --------------------------------------------------------------- sensors --
+
+
+def test_sensor_fit_and_processor(tmp_path):
+    from mmzoo.data.modalities import fit_spec
+    from mmzoo.specs import SensorSpec
+
+    rows = [(1.0, 10.0, np.nan), (3.0, 10.0, np.nan), (2.0, 10.0, np.nan)]
+    spec = fit_spec(SensorSpec(dimension=1), rows, str(tmp_path))
+    assert spec.dimension == 3
+    np.testing.assert_allclose(spec.mean, [2.0, 10.0, 0.0])
+    # A constant reading and one never seen get std 1.
+    np.testing.assert_allclose(spec.std, [np.sqrt(2 / 3), 1.0, 1.0])
+    pre = Preprocessor([spec], str(tmp_path))
+    out = pre({"sensors": np.array([[1, np.inf, 2]], np.float32)})
+    assert np.isnan(out["sensors"].numpy()[0, 1])
+    any_width = tf.function(
+        lambda x: pre.processors["sensors"](x),
+        input_signature=[tf.TensorSpec([None, None], tf.float32)],
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sensors"):
+        any_width(tf.zeros([2, 5], tf.float32))

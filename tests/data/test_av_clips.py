@@ -193,7 +193,7 @@ def test_reader_columns_order_split_and_missing_audio(tmp_path):
 
 
 def test_missing_index(tmp_path):
-    with pytest.raises(FileNotFoundError, match="index.csv not found"):
+    with pytest.raises(ValueError, match="index.csv not found"):
         read_av_clips(tmp_path)
 
 
@@ -271,4 +271,31 @@ def test_multi_line_quoted_cell_keeps_line_numbers(tmp_path):
     with pytest.raises(
         ValueError, match=r"index.csv:8: label 'y' must be 0 or 1, got 'x'"
     ):
+        read_av_clips(tmp_path)
+
+
+def test_sensors_column(tmp_path):
+    _write(
+        tmp_path,
+        'frames,audio,sensors,alarm\na,a.wav,"0.5 1;nan",1\nb,b.wav,,0\n',
+    )
+    examples = read_av_clips(tmp_path)
+    assert examples.kinds["sensors"] == "sensor"
+    assert examples.label_names == ("alarm",)
+    first, second = examples.columns["sensors"]
+    assert first[:2] == (0.5, 1.0) and np.isnan(first[2])
+    assert len(second) == 3 and np.isnan(second).all()  # empty: none
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ('a,a.wav,"1 x",1\n', r"index.csv:2: sensors '1 x' is not numbers"),
+        ("a,a.wav,1 2,1\nb,b.wav,1,0\n", r"index.csv:3: sensors has 1"),
+        ("a,a.wav,,1\nb,b.wav,,0\n", "sensors column is empty on every row"),
+    ],
+)
+def test_sensors_errors(tmp_path, rows, message):
+    _write(tmp_path, "frames,audio,sensors,alarm\n" + rows)
+    with pytest.raises(ValueError, match=message):
         read_av_clips(tmp_path)

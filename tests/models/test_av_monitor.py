@@ -118,3 +118,34 @@ def test_nan_mask_layer():
     assert np.isfinite(np.asarray(cleaned)).all()
     _, rows = NaNMask(1)(values)
     np.testing.assert_array_equal(np.asarray(rows), [0, 1])
+
+
+SENSOR_INPUTS = (("frames", "video"), ("audio", "audio"), ("sensors", "sensor"))
+
+
+def test_sensor_readings_join_as_a_modality():
+    config = mmzoo.get_config(
+        "av_monitor", "tiny", inputs=SENSOR_INPUTS, fusion="attention"
+    )
+    model = mmzoo.build("av_monitor", config=config)
+    inputs = _inputs(config)  # sensors: row 0 one NaN reading, row 2 none
+    out = model(inputs, training=False)
+    assert np.isfinite(np.asarray(out["probabilities"])).all()
+    weights = np.asarray(out["modality_weights"])
+    assert weights[2, 2] == 0 and weights[0, 2] > 0  # missing row: weight 0
+
+
+def test_sensor_model_passes_the_contract(tmp_path):
+    """The `sensor` kind end to end on the dummy dataset: fit step, .keras
+    reload, export (both signatures) equal to the Python outputs."""
+    from mmzoo.testing import check_model
+
+    report = check_model(
+        "av_monitor",
+        str(tmp_path),
+        verify_export=False,
+        inputs=SENSOR_INPUTS,
+        fusion="attention",
+    )
+    assert set(report.signatures) == {"serving_default", "waveform"}
+    assert report.examples["sensors"].dtype == np.float32
