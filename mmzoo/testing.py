@@ -127,7 +127,7 @@ def serve_eagerly(
 
     endpoint = task.endpoints(config, preprocessor)[signature]
     inputs = task.endpoint_signature(config, endpoint)
-    tensors = {k: tf.constant(v) for k, v in raw.items() if k in inputs}
+    tensors = {k: tf.constant(raw[k]) for k in inputs}
     outputs = endpoint.serve(model, preprocessor, tensors)
     return {k: np.asarray(v) for k, v in outputs.items()}
 

@@ -60,15 +60,20 @@ def decode_clips(batch, num_frames, size, name="frames"):
     scope = name if isinstance(name, str) and name.isidentifier() else None
     nan_frame = tf.fill([size, size, 3], tf.constant(np.nan, tf.float32))
 
-    def decode_frame(data):
-        return tf.cond(
-            tf.strings.length(data) > 0,
-            lambda: decode_image(data, size, name),
-            lambda: nan_frame,
-        )
+    def decode_row(args):
+        index, row = args
+        # Messages name the input and the clip (its row in the request);
+        # `check_image_bytes` adds the position among the sampled frames.
+        where = tf.strings.join([name, ", clip ", tf.strings.as_string(index)])
+        chosen = check_image_bytes(sample_frames(row, num_frames), where)
 
-    def decode_row(row):
-        chosen = check_image_bytes(sample_frames(row, num_frames), name)
+        def decode_frame(data):
+            return tf.cond(
+                tf.strings.length(data) > 0,
+                lambda: decode_image(data, size, where),
+                lambda: nan_frame,
+            )
+
         return tf.map_fn(
             decode_frame,
             chosen,
@@ -77,9 +82,10 @@ def decode_clips(batch, num_frames, size, name="frames"):
 
     with tf.name_scope(scope or "decode_clips"):
         batch = tf.convert_to_tensor(batch, tf.string)
+        rows = tf.range(tf.shape(batch, out_type=tf.int64)[0])
         return tf.map_fn(
             decode_row,
-            batch,
+            (rows, batch),
             fn_output_signature=tf.TensorSpec(
                 [num_frames, size, size, 3], tf.float32
             ),

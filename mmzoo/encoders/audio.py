@@ -3,9 +3,11 @@ spectrogram → a pooled vector, a sequence over time and its mask.
 
 The log-mel is computed inside the model (`keras.layers.MelSpectrogram`),
 so the training pipeline, the `serving_default` signature (WAV bytes) and
-the `waveform` signature (samples) feed the same layer. A missing audio
-(a row of NaN, `mmzoo.specs.AudioSpec`) gives zeros and an all-false
-mask.
+the `waveform` signature (samples) feed the same layer; each row's
+features depend on that row alone (no clamp relative to the batch). A
+missing audio (a row of NaN, `mmzoo.specs.AudioSpec`) is read as silence
+and gets an all-false mask, so its pooled vector is zeros and fusion
+layers leave its sequence out.
 
 Kinds (`AUDIO_ENCODERS`):
 
@@ -96,6 +98,30 @@ class MaskedPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
+class Decibels(keras.layers.Layer):
+    """Power → decibels, `10 log10(max(power, floor))`, row by row (no
+    clamp relative to the batch).
+
+    Args:
+        floor: float. Smallest power (silence reads `10 log10(floor)` dB).
+            Defaults to 1e-10 (-100 dB).
+    """
+
+    def __init__(self, floor=1e-10, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = float(floor)
+
+    def call(self, inputs):
+        power = ops.maximum(inputs, ops.cast(self.floor, inputs.dtype))
+        return ops.log(power) * (10.0 / 2.302585092994046)
+
+    def get_config(self):
+        config = super().get_config()
+        config["floor"] = self.floor
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
 class SequencePositions(keras.layers.Layer):
     """Adds a learned embedding of each step's position to `[B, T, D]`
     (T fixed at build)."""
@@ -162,8 +188,13 @@ def build_audio_encoder(
         sequence_stride=int(stride),
         sampling_rate=int(sample_rate),
         num_mel_bins=int(num_mel_bins),
-        name="log_mel",
-    )(samples)  # [B, mels, frames], dB
+        # Power, not Keras's dB: its top-dB clamp is relative to the
+        # batch's loudest row, which would make a row's features depend
+        # on the other rows of its request.
+        power_to_db=False,
+        name="mel",
+    )(samples)  # [B, mels, frames], power
+    mel = Decibels(name="log_mel")(mel)
     x = keras.layers.Permute((2, 1), name="time_major")(mel)
     x = keras.layers.BatchNormalization(name="mel_norm")(x)
     if kind == "cnn":

@@ -43,6 +43,15 @@ class Standardize(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
+class ZeroMissingRows(keras.layers.Layer):
+    """Zeros the rows of `[B, D]` whose `[B, 1]` bool mask is false (a
+    missing modality pools to zeros, as every encoder's does)."""
+
+    def call(self, values, row):
+        return ops.where(row, values, ops.zeros_like(values))
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
 class PresentRow(keras.layers.Layer):
     """Per-reading mask `[B, D]` → (its float copy, a `[B, 1]` step mask
     true when any reading is present)."""
@@ -79,6 +88,7 @@ def build_sensor_encoder(spec, units=64, name="sensor_encoder"):
         x = keras.layers.Dense(
             int(units), activation="relu", name=f"dense_{index}"
         )(x)
+    x = ZeroMissingRows(name="zero_missing_rows")(x, row)
     sequence = keras.layers.Reshape((1, int(units)), name="as_step")(x)
     return keras.Model(readings, [x, sequence, row], name=name)
 

@@ -667,7 +667,7 @@ class ModalityMask(keras.layers.Layer):
     A `text` modality (token ids) is present when any id is not 0 (an
     all-padding row is a missing text); an `audio` one when its row holds
     no NaN; a `video` one when any frame holds no NaN (padding frames are
-    NaN); a `sensor` one when any reading is finite; an `image` modality
+    NaN); a `sensor` one when any reading is not NaN; an `image` modality
     is always present.
 
     Args:
@@ -719,7 +719,7 @@ class ModalityMask(keras.layers.Layer):
             elif kind == "audio":
                 present = ops.logical_not(ops.any(ops.isnan(flat), axis=1))
             elif kind == "sensor":
-                present = ops.any(ops.isfinite(flat), axis=1)
+                present = ops.any(ops.logical_not(ops.isnan(flat)), axis=1)
             elif kind == "video":
                 frames = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], -1))
                 valid = ops.logical_not(ops.any(ops.isnan(frames), axis=2))

@@ -23,16 +23,18 @@ names of the labels; the head (`sigmoid` for multi-label data, else
 (`num_targets`, 1 per target column, 0 without targets or when every
 target cell is empty) and the train
 split's target mean and standard deviation (`target_mean`, `target_std`).
-Preprocessing (vocabularies, WordPiece, preset tokenizers) is fitted on the
-train split by `mmzoo.data.modalities.fit_preprocessor` and travels with
-the export; every image file is decoded once up front so a corrupt file
-fails with its name.
+Preprocessing (vocabularies, WordPiece, preset tokenizers, sensor
+statistics) is fitted on the train split by
+`mmzoo.data.modalities.fit_preprocessor` and travels with the export;
+every image, video frame and WAV file is decoded once up front so a
+corrupt file fails with its name.
 
 Metrics (`evaluate`): the compiled Keras metrics (`loss`, `auroc`,
 `accuracy` or `binary_accuracy`) plus, from the predictions over the split
 (`mmzoo.metrics.classification`): `accuracy` and `macro_f1` for a
-`softmax` head (single-label); `micro_f1`, `macro_f1` and `map` for a
-`sigmoid` head (multi-label, threshold 0.5); `mae`, `rmse` and `pearson`
+`softmax` head (single-label); `micro_f1`, `macro_f1`, `map` and per
+label `auroc/<label>` and `ap/<label>` for a `sigmoid` head (multi-label,
+threshold 0.5); `mae`, `rmse` and `pearson`
 with a regression head (rows with a target only); `reconstruction_mse`
 with a reconstruction output. `reports` gives the per-class
 precision/recall/F1 table (`classification_report.txt`).

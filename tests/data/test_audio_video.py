@@ -258,3 +258,48 @@ def test_sensor_fit_and_processor(tmp_path):
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="sensors"):
         any_width(tf.zeros([2, 5], tf.float32))
+
+
+def _chunk(tag, body):
+    pad = b"\0" if len(body) % 2 else b""
+    return tag + struct.pack("<I", len(body)) + body + pad
+
+
+def _riff(*chunks):
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_chunks_are_walked_not_searched(decode):
+    samples = _tone(440, 8000, 1.0)
+    plain = encode_wav(samples, 8000)
+    fmt = plain[12:36]
+    data = plain[36:]
+    want = decode([plain])
+    # "data" inside a LIST comment, an odd-sized chunk (padded), JUNK of
+    # 5000 bytes before the samples: the same samples.
+    odd = _chunk(b"LIST", b"INFOICMT metadata here, odd")
+    variants = {
+        "LIST first": _riff(odd, fmt, data),
+        "JUNK between": _riff(fmt, _chunk(b"JUNK", bytes(5000)), data),
+        "LIST after fmt": _riff(fmt, odd, data),
+    }
+    for label, wav in variants.items():
+        np.testing.assert_allclose(decode([wav]), want, err_msg=label)
+
+
+def test_extensible_format_reads_and_its_subformat_is_checked(decode):
+    samples = _tone(440, 8000, 1.0)
+    plain = encode_wav(samples, 8000)
+
+    # WAVE_FORMAT_EXTENSIBLE: cbSize 22, valid bits, channel mask and the
+    # SubFormat GUID, whose first two bytes are the real format.
+    def extensible(code):
+        fields = struct.pack("<HHIIHH", 0xFFFE, 1, 8000, 16000, 2, 16)
+        extra = struct.pack("<HHI", 22, 16, 4) + struct.pack("<H", code)
+        extra += bytes(14)
+        return _riff(_chunk(b"fmt ", fields + extra), plain[36:])
+
+    np.testing.assert_allclose(decode([extensible(1)]), decode([plain]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="format] \\[3"):
+        decode([extensible(3)])  # float samples

@@ -149,3 +149,41 @@ def test_sensor_model_passes_the_contract(tmp_path):
     )
     assert set(report.signatures) == {"serving_default", "waveform"}
     assert report.examples["sensors"].dtype == np.float32
+
+
+def test_a_rows_output_does_not_depend_on_its_batch():
+    # The log-mel has no clamp relative to the batch's loudest row: one
+    # clip served alone or beside others gets the same probabilities.
+    config = mmzoo.get_config("av_monitor", "tiny", num_labels=2)
+    model = mmzoo.build("av_monitor", config=config)
+    inputs = _inputs(config, batch=4)
+    inputs["audio"][3] *= 0.001  # a quiet clip beside loud ones
+    together = np.asarray(model(inputs, training=False))
+    for row in range(4):
+        alone = {k: v[row : row + 1] for k, v in inputs.items()}
+        np.testing.assert_allclose(
+            np.asarray(model(alone, training=False))[0],
+            together[row],
+            atol=1e-5,
+        )
+
+
+def test_frames_go_through_a_keras_hub_preset(tmp_path):
+    # Any registered image encoder runs per frame, presets included (here
+    # a tiny random ViT saved as a local preset: nothing is downloaded).
+    from mmzoo.encoders import save_tiny_preset
+
+    preset = save_tiny_preset("vit", str(tmp_path / "vit"), image_size=32)
+    config = mmzoo.get_config(
+        "av_monitor",
+        "tiny",
+        num_labels=2,
+        image_encoder="vit",
+        image_preset=preset,
+        image_trainable=False,
+    )
+    model = mmzoo.build("av_monitor", config=config)
+    frame_encoder = model.get_layer("frames_encoder").get_layer("frames")
+    assert not any(w.trainable for w in frame_encoder.layer.weights)
+    out = np.asarray(model(_inputs(config), training=False))
+    assert out.shape == (3, 2) and np.isfinite(out).all()

@@ -235,7 +235,7 @@ def test_fitted_specs_drive_the_inputs():
     [
         ({"modalities": "image,audio"}, "valid: image, text, text2|subset of"),
         ({"fusion": "cross_attention"}, "exactly two modalities"),
-        ({"inputs": (("image", "audio"),)}, "unknown kind 'audio'"),
+        ({"inputs": (("image", "smell"),)}, "unknown kind 'smell'"),
         ({"head": "relu"}, "unknown head 'relu'; valid: sigmoid, softmax"),
         ({"head": "softmax", "num_labels": 1}, "num_labels >= 2"),
         (
