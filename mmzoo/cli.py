@@ -46,8 +46,12 @@ def _cmd_train(args):
         seed=args.seed,
         overrides=_parse_overrides(args.set),
         logdir=args.logdir,
-        export_dir=args.export_dir,
+        export_dir=args.export_dir or None,
         steps_per_epoch=args.steps_per_epoch,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        deterministic=args.deterministic,
+        early_stopping=args.early_stopping,
         # A progress bar on a terminal; one line per epoch in a log file.
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -58,7 +62,10 @@ def _cmd_train(args):
         print(report.table(), file=sys.stderr)
         if not report.ok:
             return 1
-    summary = {k: result[k] for k in ("model", "dataset", "metrics", "export")}
+    summary = {
+        k: result[k]
+        for k in ("model", "dataset", "metrics", "export", "run_dir")
+    }
     print(json.dumps(summary), flush=True)
     return 0
 
@@ -164,7 +171,38 @@ def build_parser():
         help="config override, e.g. --set embedding_dim=16 (repeatable)",
     )
     train.add_argument("--logdir", default="logs")
-    train.add_argument("--export-dir", default="export")
+    train.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="the run folder (default: a new timestamped one under "
+        "--logdir/MODEL)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the killed run in --run-dir from its last finished "
+        "epoch (same arguments)",
+    )
+    train.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism: the same seed gives the same "
+        "weights, resumed or not",
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N epochs without a better validation loss and "
+        "keep the best weights (default 0: off)",
+    )
+    train.add_argument(
+        "--export-dir",
+        default="export",
+        help="export base folder; '' skips the export",
+    )
     train.add_argument(
         "--no-verify",
         action="store_true",

@@ -2,6 +2,24 @@
 
 The one training loop behind `mmzoo train` and the main job; it holds no
 per-model code (that lives in the model's task).
+
+A run folder survives a kill:
+
+- `train.json` (the run's arguments) is written first; `backup/` holds
+  Keras `BackupAndRestore`'s checkpoint of the last finished epoch
+  (weights, optimizer and random-generator state); `best.weights.h5` the
+  weights of the best validation loss so far.
+- `train(..., run_dir=DIR, resume=True)` (`mmzoo train ... --run-dir DIR
+  --resume`) continues a killed run from its last finished epoch, after
+  checking that the arguments are the same. The training data's shuffle
+  order is replayed: the epochs already done are skipped over, so epoch k
+  sees the order it would have seen.
+- `model.keras`, `examples.npz`, `metrics.json` and the reports are written
+  to temporary names and renamed; `run.json` comes last and marks a
+  finished run: `load_run` (`mmzoo export`) refuses a folder without it.
+- `deterministic=True` seeds weights, shuffles and splits and turns on
+  TensorFlow's op determinism, so a killed and resumed run ends with the
+  weights of an uninterrupted one.
 """
 
 import json
@@ -27,6 +45,10 @@ def train(
     export_dir="export",
     steps_per_epoch=None,
     verbose="auto",
+    run_dir=None,
+    resume=False,
+    deterministic=False,
+    early_stopping=0,
 ):
     """Fits `model_name` on `dataset`, evaluates, saves and exports it.
 
@@ -48,6 +70,17 @@ def train(
         export_dir: str or None. Export base folder; None skips the export.
         steps_per_epoch: int or None. Cap on training steps per epoch.
         verbose: Keras `fit` verbosity (progress bar by default).
+        run_dir: str or None. The run folder; None = a new timestamped one
+            under `logdir/<model>/`. A new run refuses a folder that holds
+            files.
+        resume: bool. Continue the killed run in `run_dir` from its last
+            finished epoch (the same arguments are required).
+        deterministic: bool. TensorFlow op determinism on (slower on some
+            ops): with the same seed, the same weights and metrics.
+        early_stopping: int. Stop when the validation loss has not
+            improved for this many epochs, and keep the best weights; 0
+            trains every epoch (the best weights are still saved to
+            `best.weights.h5`).
 
     Returns:
         dict with `model`, `dataset`, `metrics` (`val`, `test`), `export`,
@@ -60,11 +93,32 @@ def train(
         overrides["epochs"] = epochs
     if batch_size:
         overrides["batch_size"] = batch_size
+    arguments = {
+        "model": model_name,
+        "dataset": dataset,
+        "data_dir": os.path.abspath(data_dir) if data_dir else None,
+        "variant": variant,
+        "overrides": overrides,
+        "seed": seed,
+        "steps_per_epoch": steps_per_epoch,
+        "deterministic": bool(deterministic),
+        "early_stopping": int(early_stopping),
+    }
+    if resume and not run_dir:
+        raise ValueError("--resume continues a run: name it with --run-dir")
+    if run_dir is None:
+        run_dir = os.path.join(
+            logdir,
+            model_name,
+            time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}",
+        )
+    _start_run(run_dir, arguments, resume)
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     config = registry.get_config(model_name, variant, **overrides)
-    run_dir = os.path.join(
-        logdir, model_name, time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    )
     assets_dir = os.path.join(run_dir, "preprocessing")
     prepared = task.prepare(config, dataset, data_dir, assets_dir, seed)
     config = prepared.config
@@ -78,13 +132,40 @@ def train(
     if steps_per_epoch:
         train_data = train_data.repeat()
     build_for_data(model, train_data)
+    backup_dir = os.path.join(run_dir, BACKUP_DIR)
+    done = _epochs_done(backup_dir) if resume else 0
+    if done and not steps_per_epoch:
+        # Every iterator Keras makes over the training data draws the next
+        # shuffle order (`reshuffle_each_iteration`): draw the ones the
+        # finished epochs drew, so the next epoch sees its own order.
+        for _ in range(done * _iterators_per_epoch(train_data)):
+            iter(train_data)
+    callbacks = [
+        keras.callbacks.TensorBoard(run_dir),
+        keras.callbacks.BackupAndRestore(backup_dir),
+        RandomStateBackup(backup_dir),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, BEST_WEIGHTS),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+    ]
+    if early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=int(early_stopping),
+                restore_best_weights=True,
+            )
+        )
     model.fit(
         train_data,
         validation_data=task.pipeline(prepared, "val", batch_size),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         shuffle=False,
-        callbacks=[keras.callbacks.TensorBoard(run_dir)],
+        callbacks=callbacks,
         verbose=verbose,
     )
     metrics = {
@@ -92,12 +173,13 @@ def train(
         for split in ("val", "test")
     }
     examples = task.raw_examples(prepared, "test", 8)
-    save_run(run_dir, model_name, model, config, examples)
-    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    _write_text(
+        os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1)
+    )
     for filename, text in task.reports(model, prepared, "test").items():
-        with open(os.path.join(run_dir, filename), "w") as f:
-            f.write(text)
+        _write_text(os.path.join(run_dir, filename), text)
+    # Last: `run.json` marks the run finished (see `load_run`).
+    save_run(run_dir, model_name, model, config, examples)
     export_path = None
     if export_dir:
         from mmzoo.export import export_model
@@ -121,28 +203,176 @@ def train(
     }
 
 
+BACKUP_DIR = "backup"
+BEST_WEIGHTS = "best.weights.h5"
+ARGUMENTS_FILE = "train.json"
+RUN_FILE = "run.json"
+
+
+def _write_text(path, text):
+    """Writes `path` atomically (a temporary file, then a rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _start_run(run_dir, arguments, resume):
+    """Checks the run folder and records the run's arguments."""
+    path = os.path.join(run_dir, ARGUMENTS_FILE)
+    if resume:
+        if not os.path.exists(path):
+            raise ValueError(
+                f"--resume: {run_dir} holds no run to resume (no "
+                f"{ARGUMENTS_FILE}); train without --resume to start one"
+            )
+        if os.path.exists(os.path.join(run_dir, RUN_FILE)):
+            raise ValueError(
+                f"--resume: the run in {run_dir} is finished ({RUN_FILE} "
+                "is there); export it with `mmzoo export`"
+            )
+        with open(path) as f:
+            recorded = json.load(f)
+        changed = {
+            key: (recorded.get(key), value)
+            for key, value in arguments.items()
+            if recorded.get(key) != json.loads(json.dumps(value))
+        }
+        if changed:
+            raise ValueError(
+                f"--resume: the run in {run_dir} was started with other "
+                "arguments; (recorded, now): "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(changed.items()))
+            )
+        return
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        raise ValueError(
+            f"--run-dir {run_dir} already holds files; add --resume to "
+            "continue its run, or name a new folder"
+        )
+    os.makedirs(run_dir, exist_ok=True)
+    _write_text(path, json.dumps(arguments, indent=1))
+
+
+def _iterators_per_epoch(dataset):
+    """Iterators Keras 3's `EpochIterator` makes over `dataset` per epoch
+    of `fit` (no `steps_per_epoch`): two when the number of batches is
+    known (one at the epoch's start, one made at its end and dropped),
+    one otherwise. `tests/test_resume.py` fails if this changes."""
+    import tensorflow as tf
+
+    cardinality = int(dataset.cardinality())
+    known = cardinality not in (
+        int(tf.data.INFINITE_CARDINALITY),
+        int(tf.data.UNKNOWN_CARDINALITY),
+    )
+    return 2 if known else 1
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """Saves the model's random-generator states (dropout masks, modality
+    dropout, noise) beside `BackupAndRestore`'s checkpoint at every
+    epoch end and restores them when training starts, which Keras's
+    weights files leave out: a resumed run draws the masks an
+    uninterrupted one would."""
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.path = os.path.join(backup_dir, "random_state.npz")
+
+    def _states(self):
+        return {
+            variable.path: variable
+            for variable in self.model.variables
+            if "seed_generator" in variable.path
+        }
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.path):
+            return
+        import numpy as np
+
+        with np.load(self.path) as saved:
+            for path, variable in self._states().items():
+                key = path.replace("/", "|")
+                if key in saved:
+                    variable.assign(saved[key])
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = f"{self.path}.tmp-{os.getpid()}.npz"
+        np.savez(
+            tmp,
+            **{
+                path.replace("/", "|"): np.asarray(variable)
+                for path, variable in self._states().items()
+            },
+        )
+        os.replace(tmp, self.path)
+
+
+def _epochs_done(backup_dir):
+    """Epochs finished by a run's `BackupAndRestore` checkpoint (0 when it
+    has none)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f).get("epoch", 0))
+
+
 def save_run(run_dir, model_name, model, config, examples):
-    """Saves what `mmzoo export RUN_DIR` needs to re-export a model."""
+    """Saves what `mmzoo export RUN_DIR` needs to re-export a model; each
+    file is renamed into place, and `run.json` (the mark of a finished
+    run) comes last."""
     import numpy as np
 
     from mmzoo.export.saved_model import config_to_dict
     from mmzoo.export.verify import encode_arrays
 
     os.makedirs(run_dir, exist_ok=True)
-    np.savez(os.path.join(run_dir, "examples.npz"), **encode_arrays(examples))
-    model.save(os.path.join(run_dir, "model.keras"))
-    with open(os.path.join(run_dir, "run.json"), "w") as f:
-        json.dump({"model": model_name, "config": config_to_dict(config)}, f)
+    tag = f"tmp-{os.getpid()}"
+    examples_path = os.path.join(run_dir, "examples.npz")
+    with open(f"{examples_path}.{tag}", "wb") as f:
+        np.savez(f, **encode_arrays(examples))
+    os.replace(f"{examples_path}.{tag}", examples_path)
+    model_path = os.path.join(run_dir, "model.keras")
+    model.save(f"{model_path}.{tag}.keras")
+    os.replace(f"{model_path}.{tag}.keras", model_path)
+    _write_text(
+        os.path.join(run_dir, RUN_FILE),
+        json.dumps({"model": model_name, "config": config_to_dict(config)}),
+    )
 
 
 def load_run(run_dir):
-    """Loads a run folder of `train`: returns (model name, model, config,
-    preprocessor, examples)."""
+    """Loads a finished run folder of `train`: returns (model name, model,
+    config, preprocessor, examples).
+
+    Raises:
+        ValueError: the folder holds no finished run (no `run.json`: still
+            training, or killed; `--resume` continues it).
+    """
     import numpy as np
 
     from mmzoo.export.verify import decode_arrays
 
-    with open(os.path.join(run_dir, "run.json")) as f:
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        started = os.path.exists(os.path.join(run_dir, ARGUMENTS_FILE))
+        raise ValueError(
+            f"{run_dir} holds no finished run (no {RUN_FILE}): "
+            + (
+                "it is still training or was killed; continue it with "
+                "`mmzoo train ... --run-dir "
+                f"{run_dir} --resume`, then export"
+                if started
+                else "not a run folder of `mmzoo train`"
+            )
+        )
+    with open(path) as f:
         run = json.load(f)
     name = run["model"]
     config = registry.config_from_dict(name, run["config"])
