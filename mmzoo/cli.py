@@ -87,6 +87,7 @@ def _cmd_export(args):
         tpu_function_alias=args.tpu_function_alias,
         gallery=args.gallery,
         top_k=args.top_k,
+        warmup=not args.no_warmup,
     )
     print(json.dumps({"model": name, "export": path}))
     return 0
@@ -217,6 +218,12 @@ def build_parser():
     export.add_argument("--export-dir", default="export")
     export.add_argument(
         "--keep", type=int, default=None, help="keep only the newest N versions"
+    )
+    export.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="write no TF Serving warmup records (mmzoo verify then warns "
+        "instead of failing)",
     )
     export.add_argument(
         "--tpu-function-alias",

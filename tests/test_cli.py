@@ -152,6 +152,19 @@ def test_export_run_dir_then_verify(trained, capsys):
         assert any(name in line.split() for line in table.splitlines()), name
     assert "float32" in table and "string" in table
 
+    # --no-warmup: no TF Serving warmup records, and verify only warns.
+    code = cli.main(
+        ["export", run_dir, "--export-dir", str(tmp / "export"), "--no-warmup"]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    bare = json.loads(out.out.strip().splitlines()[-1])["export"]
+    assert not os.path.exists(
+        os.path.join(bare, "assets.extra", "tf_serving_warmup_requests")
+    )
+    assert cli.main(["verify", bare]) == 0
+    assert "exported with --no-warmup" in capsys.readouterr().out
+
 
 def test_bad_override_names_the_key(criteo_path, tmp_path, capsys):
     code = cli.main(

@@ -275,8 +275,24 @@ def test_mismatched_batch_sizes(served):
         _assert_good_request_answers(served)
 
 
+def _huge_png_header():
+    """A PNG whose IHDR claims 40000 × 40000 pixels (4.8 GB decoded)."""
+    import zlib
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    body = b"IHDR" + header
+    ihdr = (
+        struct.pack(">I", 13)
+        + body
+        + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    )
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", 0xAE426082)
+    return b"\x89PNG\r\n\x1a\n" + ihdr + end
+
+
 def _corrupt_images(good):
     return {
+        "PNG header claiming 40000x40000": _huge_png_header(),
         "empty": b"",
         "junk": b"definitely not an image",
         "jpeg magic + junk": b"\xff\xd8\xff\xe0" + b"\x00junk" * 50,

@@ -21,6 +21,27 @@ def _contains(data, marker):
     return tf.strings.split(data, sep=marker, maxsplit=1).row_lengths() > 1
 
 
+MAX_IMAGE_PIXELS = 150_000_000
+"""Largest PNG (width × height, as its header claims) decoded: 150 M
+pixels, e.g. 12000 × 12500, 450 MB as 8-bit RGB. A header claiming more
+fails before anything is allocated (TensorFlow's own PNG limit is 2^29
+pixels, 1.6 GB)."""
+
+
+def _png_size(data):
+    """Width and height `[B]` (int64) from PNG headers (the IHDR chunk's
+    first fields, bytes 16-24, big-endian); 0 where the bytes are short."""
+    length = tf.strings.length(data)
+    start = tf.minimum(16, length)
+    field = tf.strings.substr(data, start, tf.fill(tf.shape(data), 8))
+    field = tf.strings.substr(field + b"\0" * 8, 0, 8)
+    octets = tf.cast(tf.io.decode_raw(field, tf.uint8), tf.int64)
+    weights = tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64)
+    width = tf.reduce_sum(octets[:, :4] * weights, axis=1)
+    height = tf.reduce_sum(octets[:, 4:] * weights, axis=1)
+    return width, height
+
+
 def check_image_bytes(data, name="image"):
     """Asserts that each of `data [B]` is a complete JPEG or PNG file.
 
@@ -29,7 +50,8 @@ def check_image_bytes(data, name="image"):
     naming `name` and the row (the decoder's own message names neither): a
     PNG must hold its `IEND` chunk and a JPEG its end-of-image marker
     (anywhere, so data appended after the image, as in motion photos, is
-    still accepted).
+    still accepted). A PNG whose header claims more than
+    `MAX_IMAGE_PIXELS` fails before it is decoded.
 
     Returns:
         `data`, made to depend on the check.
@@ -51,7 +73,24 @@ def check_image_bytes(data, name="image"):
             "is a truncated or corrupt JPEG/PNG file (no end marker)",
         ],
     )
-    with tf.control_dependencies([check]):
+    width, height = _png_size(data)
+    huge = tf.logical_and(png, width * height > MAX_IMAGE_PIXELS)
+    first_huge = tf.concat([tf.where(huge)[:, 0], [-1]], axis=0)[0]
+    at = tf.maximum(first_huge, 0)
+    size_check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(huge)),
+        [
+            name,
+            ": row",
+            first_huge,
+            "is a PNG whose header claims",
+            tf.gather(width, at),
+            "x",
+            tf.gather(height, at),
+            f"pixels; at most {MAX_IMAGE_PIXELS} pixels are decoded",
+        ],
+    )
+    with tf.control_dependencies([check, size_check]):
         return tf.identity(data)
 
 

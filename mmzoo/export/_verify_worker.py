@@ -188,15 +188,34 @@ def _leading_rows(request, recorded_inputs):
     return rows
 
 
+def _metadata(path):
+    """The export's `assets.extra/mmzoo.json` ({} when missing)."""
+    import json
+
+    metadata = os.path.join(path, "assets.extra", "mmzoo.json")
+    if not os.path.exists(metadata):
+        return {}
+    with open(metadata) as f:
+        return json.load(f)
+
+
 def _replay_warmup(path, loaded, recorded, report):
     """Replays TF Serving's warmup records through their signatures."""
     report["warmup_requests"] = 0
     warmup = os.path.join(path, "assets.extra", WARMUP_FILE)
     if not os.path.exists(warmup):
-        report["warnings"].append(
+        message = (
             f"no assets.extra/{WARMUP_FILE}: TF Serving will not warm up "
             "this model"
         )
+        if _metadata(path).get("warmup") is False:
+            # Exported without warmup on purpose (`--no-warmup`).
+            report["warnings"].append(message + " (exported with --no-warmup)")
+        else:
+            report["errors"].append(
+                message + "; re-export it (tensorflow-serving-api writes "
+                "the records), or export with --no-warmup to mean it"
+            )
         return
     try:
         from tensorflow_serving.apis import prediction_log_pb2

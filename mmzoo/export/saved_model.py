@@ -189,6 +189,7 @@ def export_model(
     tpu_function_alias=None,
     gallery=None,
     top_k=None,
+    warmup=True,
 ):
     """Exports `model` with its raw-input serving signature.
 
@@ -211,6 +212,10 @@ def export_model(
             in `assets.extra/` for `mmzoo verify` to replay, and TF
             Serving warmup requests (batch 1 and all examples, per
             signature) in `assets.extra/tf_serving_warmup_requests`.
+        warmup: bool. Write the warmup requests (with `examples`). False
+            leaves them out on purpose (`--no-warmup`), which the export's
+            metadata records: `mmzoo verify` then only warns. Defaults to
+            True.
         tpu_function_alias: str or None. If set (e.g. `"tpu_func"`), the
             model's forward pass on preprocessed inputs is also exported as
             a signature of that name and registered under that function
@@ -259,11 +264,15 @@ def export_model(
             },
             "signatures": signature_inputs(task, config, preprocessor),
             "keras_version": keras.__version__,
+            # Whether TF Serving warmup records were written; `mmzoo
+            # verify` fails an export that lacks them unless this is false.
+            "warmup": bool(examples is not None and warmup),
         }
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2)
         if examples is not None:
             record_examples(staged, model, task, config, preprocessor, examples)
+        if examples is not None and warmup:
             from mmzoo.export.warmup import write_warmup_requests
 
             write_warmup_requests(

@@ -125,7 +125,16 @@ CASES = {
     ),
     "corrupt_warmup": (Doubler, {"warmup": False}, _corrupt_warmup),
     "no_warmup": (Doubler, {"warmup": False}, None),
+    "no_warmup_asked": (Doubler, {"warmup": False}, lambda p: _metadata(p)),
 }
+
+
+def _metadata(path, warmup=False):
+    """The export metadata of `export_model(..., warmup=False)`."""
+    import json
+
+    with open(os.path.join(path, "assets.extra", "mmzoo.json"), "w") as f:
+        json.dump({"model": "toy", "warmup": warmup}, f)
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +195,17 @@ def test_missing_saved_model_pb_fails(tmp_path):
         verify(path, raise_on_error=True)
 
 
-def test_missing_warmup_is_a_warning(reports):
-    report = reports["no_warmup"]
-    assert report.ok, report.table()
+def test_missing_warmup_fails_unless_asked_for(reports):
+    # An export that should have warmup records (a plain `pip install`
+    # once silently wrote none) fails; one made with --no-warmup warns.
+    missing = reports["no_warmup"]
+    assert not missing.ok
+    assert "no assets.extra/tf_serving_warmup_requests" in _errors(missing)
+    assert "--no-warmup" in _errors(missing)
+    asked = reports["no_warmup_asked"]
+    assert asked.ok, asked.table()
     assert "warning: no assets.extra/tf_serving_warmup_requests" in (
-        report.table()
+        asked.table()
     )
 
 
