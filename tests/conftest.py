@@ -60,3 +60,30 @@ def pytest_collection_modifyitems(config, items):
         return rank.get(path, len(rank))
 
     items.sort(key=key)  # stable: the rest keep their order
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the request counts of `test_fuzz_every_signature` (they come
+    from the workers as the reports' `user_properties`)."""
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        for key, value in getattr(report, "user_properties", ()):
+            if key != "fuzz":
+                continue
+            for model, signatures in value.items():
+                for signature, counts in signatures.items():
+                    rows.append((model, signature, counts))
+    if not rows:
+        return
+    terminalreporter.section("fuzzed requests per signature")
+    total = 0
+    for model, signature, counts in sorted(rows):
+        total += counts["tried"]
+        terminalreporter.write_line(
+            f"{model:<28} {signature:<18} tried {counts['tried']:>4}  "
+            f"answered {counts['answered']:>4}  rejected "
+            f"{counts['rejected']:>4}  crashed {counts['crashed']}"
+        )
+    terminalreporter.write_line(
+        f"{total} requests to {len(rows)} signatures, 0 crashes"
+    )

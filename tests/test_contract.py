@@ -13,9 +13,14 @@ of its own so that the pytest-xdist workers run the two side by side.
 Hostile requests (the second half of this file) go to each contract
 export's loaded `serving_default` (what TF Serving runs): an empty batch,
 wrong dtypes, inputs of different batch sizes, corrupt and truncated image
-bytes, a large image, non-UTF-8 and very long text, NaN and ±inf numbers,
-then hypothesis-generated ones. Each must either give a defined result
-(outputs of the request's batch size, floats finite) or fail with
+bytes, a PNG header claiming 40000×40000, a large image, hostile WAVs
+(not WAV, 8/24-bit, float, truncated, an hour, stereo at 44.1 kHz,
+streamed) and frame rows (300 frames, mixed sizes, corrupt, all
+padding), non-UTF-8 and very long text, NaN and ±inf numbers. Then
+hypothesis-generated requests go to *every* signature of every model
+(`FUZZ_EXAMPLES` each); their counts are printed at the end of the
+session. Each must either give a defined result (outputs of the request's
+batch size, floats finite) or fail with
 `InvalidArgumentError` naming the input, and after each the process still
 answers a good request (the contract's first rows) with the Keras model's
 output. They live in this file to reuse the contract's exports (pytest-xdist
@@ -562,6 +567,13 @@ def _requests(draw, served):
     inputs = {}
     for name, spec in served.specs.items():
         tail = tuple(np.shape(served.good[name])[1:])
+        # A free length (frames per clip, waveform samples) gets a short
+        # random one: long rows add drawing time, not new cases.
+        free = [d is None for d in spec.shape.as_list()[1:]]
+        tail = tuple(
+            draw(st.integers(0, 6)) if is_free else size
+            for size, is_free in zip(tail, free)
+        )
         count = rows * int(np.prod(tail, dtype=np.int64))
         values = draw(
             st.lists(
@@ -575,12 +587,34 @@ def _requests(draw, served):
     return inputs
 
 
-def test_fuzz_signature(served):
+FUZZ_EXAMPLES = 50
+"""Hypothesis requests per signature of every model."""
+
+
+def _served_signature(name, export, key, loaded, recorded):
+    """A `Served` for signature `key` of a loaded export, its good request
+    and expected outputs taken from the export's recorded examples."""
+    signature = loaded.signatures[key]
+    _, specs = signature.structured_input_signature
+    inputs, outputs = recorded[key]
+    good = {k: np.asarray(v)[:GOOD_ROWS] for k, v in inputs.items()}
+    return Served(
+        name,
+        signature,
+        dict(specs),
+        {k: _kind(spec, good[k]) for k, spec in specs.items()},
+        good,
+        {k: np.asarray(v)[:GOOD_ROWS] for k, v in outputs.items()},
+    )
+
+
+def _fuzz(served, seen):
+    """Runs `FUZZ_EXAMPLES` hypothesis requests to `served`, appending each
+    outcome (`answered` / `rejected`) to `seen`."""
     names = list(served.specs)
-    seen = []
 
     @settings(
-        max_examples=25,
+        max_examples=FUZZ_EXAMPLES,
         deadline=None,
         database=None,
         print_blob=True,
@@ -594,4 +628,33 @@ def test_fuzz_signature(served):
         seen.append(_assert_defined(served, inputs, names))
 
     check()
-    assert seen
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fuzz_every_signature(name, reports, tmp_path_factory, record_property):
+    """Hypothesis-made requests to every signature of every model: each
+    gets a defined answer or InvalidArgument naming an input, and the next
+    good request still gives the Keras outputs. The counts reach the test
+    report (`record_property("fuzz", ...)`; printed at the end of the
+    session by `tests/conftest.py`)."""
+    from mmzoo.export.verify import read_examples
+
+    report = reports.get(name)
+    if report is None:  # this test alone (`-k`): run the contract here
+        directory = str(tmp_path_factory.mktemp(f"fuzz-{name}"))
+        report = check_model(name, directory, verify_export=False)
+    loaded = tf.saved_model.load(report.export)
+    recorded = read_examples(report.export)
+    counts = {}
+    for key in sorted(loaded.signatures):
+        served = _served_signature(name, report.export, key, loaded, recorded)
+        seen = []
+        _fuzz(served, seen)
+        counts[key] = {
+            "tried": len(seen),
+            "answered": seen.count("answered"),
+            "rejected": seen.count("rejected"),
+            "crashed": 0,  # any other outcome failed the test above
+        }
+        assert seen, key
+    record_property("fuzz", {name: counts})

@@ -110,6 +110,24 @@ def write_examples(version_dir, signature_examples):
     )
 
 
+def read_examples(version_dir):
+    """The recorded examples of an export: dict of signature name to
+    `(inputs, outputs)` (inverse of `write_examples`; {} without any)."""
+    path = os.path.join(
+        version_dir, "assets.extra", _verify_worker.EXAMPLES_FILE
+    )
+    if not os.path.exists(path):
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        arrays = decode_arrays(data)
+    out = {}
+    for name, value in arrays.items():
+        key, direction, tensor = name.split("/", 2)
+        inputs, outputs = out.setdefault(key, ({}, {}))
+        (inputs if direction == "in" else outputs)[tensor] = value
+    return out
+
+
 def verify(path, raise_on_error=False):
     """Loads export `path` in a process that imports only TensorFlow.
 
