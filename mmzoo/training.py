@@ -115,9 +115,9 @@ def train(
     _start_run(run_dir, arguments, resume)
     keras.utils.set_random_seed(seed)
     if deterministic:
-        import tensorflow as tf
+        from mmzoo.tasks.base import enable_op_determinism
 
-        tf.config.experimental.enable_op_determinism()
+        enable_op_determinism()
     config = registry.get_config(model_name, variant, **overrides)
     assets_dir = os.path.join(run_dir, "preprocessing")
     prepared = task.prepare(config, dataset, data_dir, assets_dir, seed)
@@ -132,6 +132,16 @@ def train(
     if steps_per_epoch:
         train_data = train_data.repeat()
     build_for_data(model, train_data)
+    val_data = task.pipeline(prepared, "val", batch_size)
+    if variant != "tiny" and not _has_accelerator():
+        # Probed on validation data: drawing from the training data would
+        # advance its shuffle order.
+        cost = probe_cost(model, val_data, train_data)
+        warning = size_warning(model_name, variant, cost, epochs)
+        if warning:
+            import sys
+
+            print(f"mmzoo: warning: {warning}", file=sys.stderr, flush=True)
     backup_dir = os.path.join(run_dir, BACKUP_DIR)
     done = _epochs_done(backup_dir) if resume else 0
     if done and not steps_per_epoch:
@@ -161,7 +171,7 @@ def train(
         )
     model.fit(
         train_data,
-        validation_data=task.pipeline(prepared, "val", batch_size),
+        validation_data=val_data,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         shuffle=False,
@@ -254,19 +264,111 @@ def _start_run(run_dir, arguments, resume):
     _write_text(path, json.dumps(arguments, indent=1))
 
 
+# A run without an accelerator that is expected to take longer or to
+# hold more than this is warned about before its first step.
+CPU_HOURS_WARNING = 0.5
+MEMORY_FRACTION_WARNING = 0.5
+
+
+def _has_accelerator():
+    from mmzoo.tasks.base import has_accelerator
+
+    return has_accelerator()
+
+
+def _resident_bytes():
+    """This process's resident memory now (Linux `/proc`; else its peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _machine_bytes():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return 0
+
+
+def probe_cost(model, probe_data, train_data):
+    """Measures one forward pass on the first batch of `probe_data` (the
+    second call, after tracing) and returns what `size_warning` needs:
+    dict with `parameters`, `forward_seconds`, `forward_bytes` (resident
+    memory the pass added), `resident_bytes` (now), `machine_bytes` and
+    `steps_per_epoch` (batches of `train_data`; 0 when unknown)."""
+    inputs = next(iter(probe_data))[0]
+    before = _resident_bytes()
+    model(inputs, training=False)  # traces and builds
+    start = time.perf_counter()
+    model(inputs, training=False)
+    seconds = time.perf_counter() - start
+    after = _resident_bytes()
+    steps = int(train_data.cardinality())
+    return {
+        "parameters": int(model.count_params()),
+        "forward_seconds": seconds,
+        "forward_bytes": max(0, after - before),
+        "resident_bytes": after,
+        "machine_bytes": _machine_bytes(),
+        "steps_per_epoch": max(steps, 0),
+    }
+
+
+def size_warning(model_name, variant, cost, epochs):
+    """The warning for a run on a CPU that will take long or hold much of
+    the machine's memory, or None.
+
+    Estimates (a training step costs about three forward passes; its
+    memory is the process now, twice the forward pass's activations for
+    the backward pass, and Adam's two moments plus the gradients at 4
+    bytes a parameter each): time = 3 × forward × steps × epochs.
+
+    Args:
+        model_name: str. For the message.
+        variant: str. For the message.
+        cost: dict of `probe_cost`.
+        epochs: int.
+
+    Returns:
+        str or None.
+    """
+    hours = 3 * cost["forward_seconds"] * cost["steps_per_epoch"] * epochs
+    hours /= 3600
+    memory = (
+        cost["resident_bytes"]
+        + 2 * cost["forward_bytes"]
+        + 12 * cost["parameters"]
+    )
+    machine = cost["machine_bytes"]
+    too_long = hours > CPU_HOURS_WARNING
+    too_big = bool(machine) and memory > MEMORY_FRACTION_WARNING * machine
+    if not (too_long or too_big):
+        return None
+    of_machine = (
+        f" of this machine's {machine / 2**30:.0f} GB" if machine else ""
+    )
+    return (
+        f"no GPU or TPU here, and the '{variant}' variant of {model_name} "
+        f"({cost['parameters'] / 1e6:.1f} M parameters) is sized for one: "
+        f"about {memory / 2**30:.1f} GB{of_machine} and "
+        f"{hours:.1f} h for {epochs} epochs on this CPU (from one measured "
+        "forward pass). For a CPU run pass --variant tiny, or start from a "
+        "pretrained preset (--set image_preset=... / text_preset=...)"
+    )
+
+
 def _iterators_per_epoch(dataset):
     """Iterators Keras 3's `EpochIterator` makes over `dataset` per epoch
     of `fit` (no `steps_per_epoch`): two when the number of batches is
     known (one at the epoch's start, one made at its end and dropped),
     one otherwise. `tests/test_resume.py` fails if this changes."""
-    import tensorflow as tf
-
-    cardinality = int(dataset.cardinality())
-    known = cardinality not in (
-        int(tf.data.INFINITE_CARDINALITY),
-        int(tf.data.UNKNOWN_CARDINALITY),
-    )
-    return 2 if known else 1
+    # tf.data's INFINITE_CARDINALITY is -1, UNKNOWN_CARDINALITY -2.
+    return 2 if int(dataset.cardinality()) >= 0 else 1
 
 
 class RandomStateBackup(keras.callbacks.Callback):

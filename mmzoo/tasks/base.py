@@ -15,6 +15,21 @@ import tensorflow as tf
 
 SERVING_DEFAULT = "serving_default"
 
+
+def enable_op_determinism():
+    """TensorFlow op determinism (`mmzoo train --deterministic`): with the
+    same seeds, the same results, at some speed."""
+    tf.config.experimental.enable_op_determinism()
+
+
+def has_accelerator():
+    """Whether TensorFlow sees a GPU or a TPU."""
+    return bool(
+        tf.config.list_physical_devices("GPU")
+        or tf.config.list_physical_devices("TPU")
+    )
+
+
 DUMMY_DATASET = "dummy"
 """Dataset name every task reads: random raw values derived from the
 model's input specs (no files, no learnable signal). The contract harness
