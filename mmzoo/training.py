@@ -183,6 +183,20 @@ def train(
         for split in ("val", "test")
     }
     examples = task.raw_examples(prepared, "test", 8)
+    from mmzoo.export.saved_model import config_to_dict
+    from mmzoo.tasks.tensorboard import log_hparams
+
+    log_hparams(
+        run_dir,
+        {
+            **config_to_dict(config),
+            "model": model_name,
+            "variant": variant,
+            "dataset": dataset,
+            "seed": seed,
+        },
+        metrics,
+    )
     _write_text(
         os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1)
     )

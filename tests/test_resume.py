@@ -145,3 +145,17 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     metrics = result["metrics"]["val"]
     assert metrics["loss"] == pytest.approx(best, rel=1e-4)
     assert (tmp_path / "run" / "best.weights.h5").exists()
+
+    # TensorBoard's HParams tab gets the run's settings and final metrics.
+    import glob
+
+    import tensorflow as tf
+
+    (events,) = glob.glob(str(tmp_path / "run" / "hparams" / "events.*"))
+    tags, plugins = set(), set()
+    for event in tf.compat.v1.train.summary_iterator(events):
+        for value in event.summary.value:
+            tags.add(value.tag)
+            plugins.add(value.metadata.plugin_data.plugin_name)
+    assert "hparams" in plugins
+    assert {"test/auc", "val/loss"} <= tags
