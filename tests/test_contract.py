@@ -58,6 +58,7 @@ from mmzoo import registry
 from mmzoo.export.verify import verify_exports
 from mmzoo.specs import encode_png, encode_wav
 from mmzoo.testing import check_model
+from tests.wav import make_wav_header
 
 MODELS = mmzoo.list_models()
 
@@ -359,28 +360,6 @@ def test_very_large_image(served):
         _assert_defined(served, _with(served, name, bad), [name])
 
 
-def _wav_header(rate, channels, bits, audio_format, data_size):
-    fmt = struct.pack(
-        "<HHIIHH",
-        audio_format,
-        channels,
-        rate,
-        rate * channels * bits // 8,
-        channels * bits // 8,
-        bits,
-    )
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_size)
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", len(fmt))
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_size)
-    )
-
-
 def _hostile_wavs(good):
     rng = np.random.default_rng(0)
     hour = 3600 * 8000  # an hour of 8 kHz mono, 16-bit: 57.6 MB
@@ -389,17 +368,17 @@ def _hostile_wavs(good):
         "PNG bytes": encode_png(np.zeros((4, 4, 3), np.uint8)),
         "truncated header": good[:30],
         "truncated data": good[: len(good) // 2],
-        "8-bit PCM": _wav_header(8000, 1, 8, 1, 800) + bytes(800),
-        "32-bit float": _wav_header(8000, 1, 32, 3, 3200) + bytes(3200),
-        "24-bit PCM": _wav_header(8000, 1, 24, 1, 2400) + bytes(2400),
-        "an hour": _wav_header(8000, 1, 16, 1, 2 * hour) + bytes(2 * hour),
+        "8-bit PCM": make_wav_header(8000, 1, 8, 1, 800) + bytes(800),
+        "32-bit float": make_wav_header(8000, 1, 32, 3, 3200) + bytes(3200),
+        "24-bit PCM": make_wav_header(8000, 1, 24, 1, 2400) + bytes(2400),
+        "an hour": make_wav_header(8000, 1, 16, 1, 2 * hour) + bytes(2 * hour),
         "stereo at 44.1 kHz": encode_wav(
             rng.uniform(-0.5, 0.5, (44100, 2)), 44100, channels=2
         ),
         "6 kHz, 10 ms": encode_wav(rng.uniform(-0.5, 0.5, 60), 6000),
-        "header only": _wav_header(16000, 1, 16, 1, 0),
-        "rate 0": _wav_header(0, 1, 16, 1, 100) + bytes(100),
-        "streamed size": _wav_header(8000, 1, 16, 1, 0xFFFFFFFF - 36)[:40]
+        "header only": make_wav_header(16000, 1, 16, 1, 0),
+        "rate 0": make_wav_header(0, 1, 16, 1, 100) + bytes(100),
+        "streamed size": make_wav_header(8000, 1, 16, 1, 0xFFFFFFFF - 36)[:40]
         + struct.pack("<I", 0xFFFFFFFF)
         + bytes(1600),
         "missing": b"",

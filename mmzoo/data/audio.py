@@ -27,14 +27,12 @@ WAV bytes ─► walk the chunks, check the format ─► cut `seconds` of sampl
 """
 
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from mmzoo.specs import MAX_SAMPLE_RATE
 
-AUTOTUNE = tf.data.AUTOTUNE
 # Chunks walked before `data` (fmt, LIST, JUNK, bext, ...) at most.
 MAX_CHUNKS = 64
 # Output samples resampled at a time (bounds the filter's memory).
@@ -388,42 +386,15 @@ def crop_or_pad(waveforms, num_samples):
 
 
 def validate_audio_files(paths, where, seconds=1.0):
-    """Decodes the first `seconds` of every WAV file once (`read_wav`);
-    raises `ValueError` naming bad files.
+    """Decodes the first `seconds` of every WAV file once (`read_wav`, no
+    resampling: decoding is the check); raises `ValueError` naming bad
+    files (`mmzoo.data.images.validate_files`). `""` (missing audio) is
+    skipped."""
+    from mmzoo.data.images import validate_files
 
-    `""` (missing audio) is skipped. As `validate_image_files`: parallel
-    decode, failures dropped, the first one decoded again for its message.
-    """
-    paths = [os.fspath(p) for p in paths if p]
-    if not paths:
-        return
-
-    def check(index, path):
-        # Decoding is the check; resampling the samples would add nothing.
-        mono, _ = read_wav(tf.io.read_file(path), seconds, 0, path)
-        return index, tf.reduce_sum(mono)
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.range(len(paths), dtype=tf.int64), paths)
-    )
-    dataset = dataset.map(
-        check, num_parallel_calls=AUTOTUNE, deterministic=False
-    ).ignore_errors()
-    good = {int(index) for index, _ in dataset.as_numpy_iterator()}
-    bad = [i for i in range(len(paths)) if i not in good]
-    if not bad:
-        return
-    path = paths[bad[0]]
-    try:
-        check(0, tf.constant(path))
-        reason = "failed to decode"
-    except tf.errors.OpError as error:
-        reason = error.message.strip().splitlines()[0]
-    others = ""
-    if len(bad) > 1:
-        others = ", also " + ", ".join(paths[i] for i in bad[1:4])
-        others += " ..." if len(bad) > 4 else ""
-    raise ValueError(
-        f"{where}: audio file {path} cannot be read as a 16-bit PCM WAV "
-        f"({reason}); {len(bad)} of {len(paths)} audio files are bad{others}"
+    validate_files(
+        [p for p in paths if p],
+        where,
+        lambda path: read_wav(tf.io.read_file(path), seconds, 0, path)[0],
+        ("audio file", "a 16-bit PCM WAV"),
     )

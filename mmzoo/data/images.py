@@ -145,8 +145,9 @@ def read_image_file(path, image_size):
     return decode_images(data, image_size, name=path)[0]
 
 
-def validate_image_files(paths, where):
-    """Decodes every image file once; raises `ValueError` naming bad files.
+def validate_files(paths, where, decode, what):
+    """Decodes every file once with `decode(path) -> tensor`; raises
+    `ValueError` naming the first bad file (and up to three more).
 
     A corrupt file inside a training `tf.data` pipeline fails with an error
     that does not name it; checking once up front does. The files are
@@ -154,21 +155,21 @@ def validate_image_files(paths, where):
     decoded again eagerly for its message.
 
     Args:
-        paths: list of str. Image files.
+        paths: list of str.
         where: str. Dataset name used in the message.
-
-    Raises:
-        ValueError: when a file is missing, not JPEG or PNG, or does not
-            decode (e.g. truncated); names it and counts the others.
+        decode: callable from a scalar string tensor (the path) to a tensor
+            that depends on the decoded values.
+        what: tuple `(noun, expected)`, e.g. `("image file", "a JPEG or
+            PNG image")`, for the message.
     """
     paths = [os.fspath(p) for p in paths]
     if not paths:
         return
 
     def check(index, path):
-        # Depend on the pixels: a static shape would let tf.data prune the
+        # Depend on the values: a static shape would let tf.data prune the
         # decode (and its error) away.
-        return index, tf.reduce_sum(read_image_file(path, 8))
+        return index, tf.reduce_sum(decode(path))
 
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.range(len(paths), dtype=tf.int64), paths)
@@ -182,7 +183,7 @@ def validate_image_files(paths, where):
         return
     path = paths[bad[0]]
     try:
-        read_image_file(tf.constant(path), 8)
+        decode(tf.constant(path))
         reason = "failed to decode"
     except tf.errors.OpError as error:
         reason = error.message.strip().splitlines()[0]
@@ -190,7 +191,25 @@ def validate_image_files(paths, where):
     if len(bad) > 1:
         others = ", also " + ", ".join(paths[i] for i in bad[1:4])
         others += " ..." if len(bad) > 4 else ""
+    noun, expected = what
     raise ValueError(
-        f"{where}: image file {path} cannot be read as a JPEG or PNG image "
-        f"({reason}); {len(bad)} of {len(paths)} image files are bad{others}"
+        f"{where}: {noun} {path} cannot be read as {expected} ({reason}); "
+        f"{len(bad)} of {len(paths)} {noun}s are bad{others}"
+    )
+
+
+def validate_image_files(paths, where):
+    """Decodes every image file once; raises `ValueError` naming bad files
+    (`validate_files`): missing, not JPEG or PNG, or not decodable (e.g.
+    truncated).
+
+    Args:
+        paths: list of str. Image files.
+        where: str. Dataset name used in the message.
+    """
+    validate_files(
+        paths,
+        where,
+        lambda path: read_image_file(path, 8),
+        ("image file", "a JPEG or PNG image"),
     )

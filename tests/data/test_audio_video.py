@@ -18,6 +18,7 @@ from mmzoo.data.modalities import Preprocessor
 from mmzoo.data.video import decode_clips, frame_indices, sample_frames
 from mmzoo.specs import AudioSpec, VideoSpec, encode_png, encode_wav
 from mmzoo.tasks.classification import checked_waveforms
+from tests.wav import make_wav_header
 
 
 @pytest.fixture(scope="module")
@@ -111,28 +112,6 @@ def test_a_long_wav_decodes_only_what_the_clip_needs(decode):
     np.testing.assert_allclose(out, first, atol=1e-6)
 
 
-def _header(rate, channels, bits, audio_format, size):
-    fmt = struct.pack(
-        "<HHIIHH",
-        audio_format,
-        channels,
-        rate,
-        rate * channels * bits // 8,
-        channels * bits // 8,
-        bits,
-    )
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + size)
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", size)
-    )
-
-
 @pytest.mark.parametrize(
     "label, data, message",
     [
@@ -140,9 +119,17 @@ def _header(rate, channels, bits, audio_format, size):
         ("short", b"RI", "is not a WAV file"),
         ("header cut", None, "truncated WAV file (header cut)"),
         ("data cut", None, "truncated WAV file: its data chunk declares"),
-        ("8-bit", _header(8000, 1, 8, 1, 8) + bytes(8), "with] [8] [bits"),
-        ("float", _header(8000, 1, 32, 3, 8) + bytes(8), "format] [3]"),
-        ("rate 0", _header(0, 1, 16, 1, 8) + bytes(8), "has sample rate] [0]"),
+        (
+            "8-bit",
+            make_wav_header(8000, 1, 8, 1, 8) + bytes(8),
+            "with] [8] [bits",
+        ),
+        ("float", make_wav_header(8000, 1, 32, 3, 8) + bytes(8), "format] [3]"),
+        (
+            "rate 0",
+            make_wav_header(0, 1, 16, 1, 8) + bytes(8),
+            "has sample rate] [0]",
+        ),
     ],
 )
 def test_bad_wavs_fail_naming_input_and_row(decode, label, data, message):
@@ -170,7 +157,7 @@ def test_validate_audio_files_names_the_bad_file(tmp_path):
     good = tmp_path / "good.wav"
     good.write_bytes(encode_wav(_tone(440, 8000, 1), 8000))
     bad = tmp_path / "bad.wav"
-    bad.write_bytes(_header(8000, 1, 8, 1, 8) + bytes(8))
+    bad.write_bytes(make_wav_header(8000, 1, 8, 1, 8) + bytes(8))
     validate_audio_files([str(good), ""], "clips", 1.0)
     with pytest.raises(ValueError, match=r"clips: audio file .*bad\.wav"):
         validate_audio_files([str(good), str(bad)], "clips", 1.0)
