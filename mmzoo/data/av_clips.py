@@ -39,8 +39,7 @@ import os
 import numpy as np
 
 from mmzoo.data.examples import LabeledExamples
-from mmzoo.data.image_report import INDEX_FILE, open_index
-from mmzoo.data.splits import SPLITS
+from mmzoo.data.image_report import INDEX_FILE, open_index, split_value
 
 LAYOUT = "av-clips"
 FRAMES_COLUMN = "frames"
@@ -105,7 +104,7 @@ def read_av_clips(data_dir):
         audio.append(_audio_path(where, data_dir, fields[col[AUDIO_COLUMN]]))
         labels.append([_label(where, header[i], fields[i]) for i in label_cols])
         if SPLIT_COLUMN in col:
-            splits.append(_split(where, fields[col[SPLIT_COLUMN]]))
+            splits.append(split_value(where, fields[col[SPLIT_COLUMN]]))
         if SENSORS_COLUMN in col:
             sensors.append(
                 _readings(where, fields[col[SENSORS_COLUMN]], sensors)
@@ -235,15 +234,6 @@ def _label(where, name, field):
     if value is None:
         raise ValueError(
             f"{where}: label '{name}' must be 0 or 1, got {field!r}"
-        )
-    return value
-
-
-def _split(where, field):
-    value = field.strip().lower()
-    if value not in SPLITS:
-        raise ValueError(
-            f"{where}: split must be one of {', '.join(SPLITS)}, got {field!r}"
         )
     return value
 

@@ -46,7 +46,7 @@ class ImageReportData:
         return len(self.image_paths)
 
 
-def _rows(path):
+def csv_records(path):
     """Yields `(first_line, fields)` of the non-blank CSV records of `path`.
 
     `first_line` is the 1-based line on which the record starts, so errors
@@ -68,6 +68,19 @@ def _rows(path):
                 yield start, fields
 
 
+def split_value(where, field):
+    """A `split` cell as `train`, `val` or `test` (any case); `ValueError`
+    naming `where` otherwise. Shared by the readers with a split column."""
+    from mmzoo.data.splits import SPLITS
+
+    value = field.strip().lower()
+    if value not in SPLITS:
+        raise ValueError(
+            f"{where}: split must be one of {', '.join(SPLITS)}, got {field!r}"
+        )
+    return value
+
+
 def open_index(data_dir, layout, columns):
     """Opens `data_dir/index.csv` of a folder layout and reads its header.
 
@@ -79,7 +92,7 @@ def open_index(data_dir, layout, columns):
 
     Returns:
         `(index path, header line, header names stripped, rows)` with
-        `rows` the iterator of `_rows` past the header.
+        `rows` the iterator of `csv_records` past the header.
 
     Raises:
         ValueError: when the file is missing or has no header row.
@@ -90,7 +103,7 @@ def open_index(data_dir, layout, columns):
             f"{layout}: {index} not found; expected a folder with "
             f"{INDEX_FILE} (header {columns})"
         )
-    rows = _rows(index)
+    rows = csv_records(index)
     try:
         line, header = next(rows)
     except StopIteration:

@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from mmzoo.data.examples import LabeledExamples
-from mmzoo.data.image_report import open_index
+from mmzoo.data.image_report import open_index, split_value
 from mmzoo.data.splits import SPLITS
 
 INDEX_FILE = "index.csv"
@@ -92,7 +92,7 @@ def read_image_text_labels(data_dir):
         if TARGET_COLUMN in col:
             targets.append(_target(where, fields[col[TARGET_COLUMN]]))
         if SPLIT_COLUMN in col:
-            splits.append(_split(where, fields[col[SPLIT_COLUMN]]))
+            splits.append(split_value(where, fields[col[SPLIT_COLUMN]]))
     if not paths:
         raise ValueError(
             f"{index}:{header_line}: no examples after the header row"
@@ -181,15 +181,6 @@ def _target(where, field):
             f"got {field!r}"
         )
     return number
-
-
-def _split(where, field):
-    value = field.strip().lower()
-    if value not in SPLITS:
-        raise ValueError(
-            f"{where}: split must be one of {', '.join(SPLITS)}, got {field!r}"
-        )
-    return value
 
 
 def write_image_text_labels(out_dir, rows):

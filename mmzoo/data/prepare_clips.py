@@ -57,6 +57,8 @@ import subprocess
 import sys
 import wave
 
+from mmzoo.data.image_report import csv_records
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 INDEX_FILE = "index.csv"
 FRAMES_COLUMN = "frames"
@@ -304,31 +306,11 @@ def _folder_labels(src, videos):
     return names, video_labels
 
 
-def _csv_records(path):
-    """Yields `(first line, fields)` of the non-blank records of a CSV."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        end = 0
-        while True:
-            start = end + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                raise ValueError(
-                    f"{path}:{start}: malformed CSV: {error}"
-                ) from error
-            end = reader.line_num
-            if any(field.strip() for field in fields):
-                yield start, fields
-
-
 def _file_labels(path, src, videos):
     """Label names and per-video label sets from a `video,labels` CSV."""
     if not os.path.isfile(path):
         raise ValueError(f"prepare-clips: labels file {path} not found")
-    records = _csv_records(path)
+    records = csv_records(path)
     try:
         line, header = next(records)
     except StopIteration:
