@@ -93,8 +93,10 @@ def build_sensor_encoder(spec, units=64, name="sensor_encoder"):
     return keras.Model(readings, [x, sequence, row], name=name)
 
 
-def sensor_encoder_from_config(config, spec, name="sensor_encoder"):
-    """The sensor encoder of a model config (`sensor_units`) for `spec`."""
+def sensor_encoder_from_config(config, spec, name="sensor_encoder", kind=None):
+    """The sensor encoder of a model config (`sensor_units`) for `spec`
+    (`kind` is accepted for a common signature; there is one kind)."""
+    del kind
     return build_sensor_encoder(
         spec, units=getattr(config, "sensor_units", 64), name=name
     )

@@ -822,28 +822,26 @@ def _text_encoder(config, spec, kind):
     )
 
 
+_TIME_ENCODERS = {
+    "audio": (audio_encoder_from_config, "mel"),
+    "video": (video_encoder_from_config, "patches"),
+    "sensor": (sensor_encoder_from_config, None),
+}
+"""Kind → `(builder(config, spec, name, kind), kind for early fusion)` of
+the modalities whose encoder returns `(pooled, sequence, mask)`."""
+
+
 def _encode(config, spec, x, sequences):
     """Runs one modality's encoder: `(pooled, sequence, token_mask)`."""
     early = config.fusion_level == "early"
-    if spec.kind == "audio":
-        encoder = audio_encoder_from_config(
+    if spec.kind in _TIME_ENCODERS:
+        # Audio, video and sensors: encoders that return all three.
+        build, early_kind = _TIME_ENCODERS[spec.kind]
+        encoder = build(
             config,
             spec,
             name=f"{spec.name}_encoder",
-            kind="mel" if early else None,
-        )
-        return tuple(encoder(x))
-    if spec.kind == "sensor":
-        encoder = sensor_encoder_from_config(
-            config, spec, name=f"{spec.name}_encoder"
-        )
-        return tuple(encoder(x))
-    if spec.kind == "video":
-        encoder = video_encoder_from_config(
-            config,
-            spec,
-            name=f"{spec.name}_encoder",
-            kind="patches" if early else None,
+            kind=early_kind if early else None,
         )
         return tuple(encoder(x))
     if spec.kind == "image":
