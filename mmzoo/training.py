@@ -150,8 +150,10 @@ def train(
         # finished epochs drew, so the next epoch sees its own order.
         for _ in range(done * _iterators_per_epoch(train_data)):
             iter(train_data)
+    examples = task.raw_examples(prepared, "test", 8)
     callbacks = [
         keras.callbacks.TensorBoard(run_dir),
+        _sample_predictions(task, model, prepared, run_dir, examples),
         keras.callbacks.BackupAndRestore(backup_dir),
         RandomStateBackup(backup_dir),
         keras.callbacks.ModelCheckpoint(
@@ -182,11 +184,10 @@ def train(
         split: task.evaluate(model, prepared, split, batch_size)
         for split in ("val", "test")
     }
-    examples = task.raw_examples(prepared, "test", 8)
     from mmzoo.export.saved_model import config_to_dict
-    from mmzoo.tasks.tensorboard import log_hparams
+    from mmzoo.tasks import tensorboard
 
-    log_hparams(
+    tensorboard.log_hparams(
         run_dir,
         {
             **config_to_dict(config),
@@ -202,6 +203,12 @@ def train(
     )
     for filename, text in task.reports(model, prepared, "test").items():
         _write_text(os.path.join(run_dir, filename), text)
+    confusion = task.confusion(model, prepared, "test")
+    if confusion is not None:
+        tensorboard.log_confusion_matrix(run_dir, confusion)
+    embeddings = task.embeddings(model, prepared, "test")
+    if embeddings is not None:
+        tensorboard.log_embeddings(run_dir, *embeddings)
     # Last: `run.json` marks the run finished (see `load_run`).
     save_run(run_dir, model_name, model, config, examples)
     export_path = None
@@ -228,6 +235,33 @@ def train(
 
 
 BACKUP_DIR = "backup"
+# Test examples served and logged to TensorBoard after every epoch.
+SAMPLE_COUNT = 4
+
+
+def _sample_predictions(task, model, prepared, run_dir, examples):
+    """The `SamplePredictions` callback of a run: the first `SAMPLE_COUNT`
+    of `examples` through the task's `serving_default` code."""
+    from mmzoo.tasks.base import SERVING_DEFAULT
+    from mmzoo.tasks.tensorboard import sample_predictions_callback
+
+    endpoint = task.endpoints(prepared.config, prepared.preprocessor)[
+        SERVING_DEFAULT
+    ]
+    signature = task.endpoint_signature(prepared.config, endpoint)
+    raw = {
+        name: value[:SAMPLE_COUNT]
+        for name, value in endpoint.inputs_from(examples, signature).items()
+    }
+    kinds = {spec.name: spec.kind for spec in task.input_specs(prepared.config)}
+    return sample_predictions_callback(
+        run_dir,
+        lambda inputs: endpoint.serve(model, prepared.preprocessor, inputs),
+        raw,
+        kinds,
+    )
+
+
 BEST_WEIGHTS = "best.weights.h5"
 ARGUMENTS_FILE = "train.json"
 RUN_FILE = "run.json"

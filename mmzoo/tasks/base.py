@@ -167,6 +167,18 @@ class Task:
         """
         return {}
 
+    def confusion(self, model, prepared, split):
+        """The confusion matrix of a classifier on `split`
+        (`mmzoo.tasks.tensorboard.Confusion`), drawn into the run folder
+        and TensorBoard by `mmzoo train`; None for other problems."""
+        return None
+
+    def embeddings(self, model, prepared, split):
+        """Embeddings of `split` for TensorBoard's Embedding Projector:
+        `(vectors [N, D], metadata dict of column to N values)`, or None
+        for a model that has none to show."""
+        return None
+
     def serving_signature(self, config):
         """Dict of raw input name to `tf.TensorSpec` (batch `None`),
         derived from the model's input specs: no signature is written by

@@ -69,6 +69,7 @@ from mmzoo.tasks.base import (
     Task,
     replace_config,
 )
+from mmzoo.tasks.tensorboard import Confusion
 from mmzoo.training_config import compile_model
 
 SYNTHETIC_EXAMPLES = 2000
@@ -82,6 +83,8 @@ LABEL_SEPARATOR = "|"
 # A label is predicted when its sigmoid probability exceeds this.
 THRESHOLD = 0.5
 REPORT_FILE = "classification_report.txt"
+# Most classes drawn in a single-label confusion matrix (the rest: one).
+CONFUSION_CLASSES = 20
 # A target standard deviation below this is taken as 1 (constant target).
 MIN_TARGET_STD = 1e-6
 
@@ -488,6 +491,51 @@ class ClassificationTask(Task):
         table = metrics_lib.classification_report(true, pred, names, digits=4)
         title = f"{self.model}: {split} split, {len(labels)} examples ({kind})"
         return {REPORT_FILE: f"{title}\n\n{table}"}
+
+    def confusion(self, model, prepared, split="test"):
+        """Counts of predicted against true classes on `split`: `[K, K]`
+        for a softmax head (arg-max classes; with more than
+        `CONFUSION_CLASSES` classes, the most frequent true ones and one
+        `(other)` class for the rest), per label `[[TN, FP], [FN, TP]]`
+        for a sigmoid head (threshold 0.5)."""
+        config = prepared.config
+        predictions = self.predict(
+            model, prepared, split, getattr(config, "batch_size", 64)
+        )
+        labels = predictions["labels"]
+        probabilities = predictions[PROBABILITIES]
+        names = serving_options(config).label_names
+        title = f"{self.model}: {split} split, {len(labels)} examples"
+        if getattr(config, "head", "sigmoid") != "softmax":
+            true = labels > THRESHOLD
+            pred = probabilities > THRESHOLD
+            matrix = np.stack(
+                [
+                    [
+                        [np.sum(~t & ~p), np.sum(~t & p)],
+                        [np.sum(t & ~p), np.sum(t & p)],
+                    ]
+                    for t, p in zip(true.T, pred.T, strict=True)
+                ]
+            ).astype(np.int64)
+            return Confusion(matrix, names, True, title)
+        true, pred = labels.argmax(-1), probabilities.argmax(-1)
+        kept = np.arange(len(names))
+        if len(names) > CONFUSION_CLASSES:
+            support = np.bincount(true, minlength=len(names))
+            kept = np.sort(
+                np.argsort(-support, kind="stable")[: CONFUSION_CLASSES - 1]
+            )
+        # Classes outside `kept` become the last row/column, `(other)`.
+        position = np.full(len(names), len(kept))
+        position[kept] = np.arange(len(kept))
+        size = len(kept) + (len(kept) < len(names))
+        matrix = np.zeros((size, size), np.int64)
+        np.add.at(matrix, (position[true], position[pred]), 1)
+        shown = tuple(names[i] for i in kept)
+        if size > len(kept):
+            shown += ("(other)",)
+        return Confusion(matrix, shown, False, title)
 
     def serve(self, model, preprocessor, raw):
         return self.serve_inputs(model, preprocessor, preprocessor(raw))

@@ -334,6 +334,29 @@ class RetrievalTask(Task):
         results["loss"] = float(losses["loss"])
         return results
 
+    def embeddings(self, model, prepared, split="test"):
+        """The images of `split` and their captions in the shared space,
+        one table (`modality`, `item`: the image index, `text`: the
+        caption or the image file name), for the Embedding Projector: an
+        image sits among its own captions when retrieval works."""
+        data = prepared.data[split]
+        texts, owners = [], []
+        for index, group in enumerate(data.captions):
+            texts.extend(group)
+            owners.extend([index] * len(group))
+        images, captions = self.embed(
+            model,
+            prepared.preprocessor,
+            images=[_read_bytes(p) for p in data.image_paths],
+            texts=texts,
+        )
+        metadata = {
+            "modality": ["image"] * len(images) + ["text"] * len(captions),
+            "item": list(range(len(images))) + owners,
+            "text": [os.path.basename(p) for p in data.image_paths] + texts,
+        }
+        return np.concatenate([images, captions]), metadata
+
     # ---------------------------------------------------------- serving --
 
     def serve(self, model, preprocessor, raw):

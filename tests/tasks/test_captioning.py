@@ -370,6 +370,17 @@ def test_cli_train_on_image_text_pairs(tmp_path, capsys, monkeypatch):
         assert {"bleu_4", "cider", "rouge_l", "loss"} <= set(metrics)
     assert os.path.isfile(os.path.join(result["export"], "saved_model.pb"))
     assert result["export"].endswith(os.path.join("vit_lstm_captioner", "1"))
+    # TensorBoard shows test images with their served captions each epoch.
+    from tests.tensorboard_events import summaries
+
+    (run,) = os.listdir(tmp_path / "logs" / "vit_lstm_captioner")
+    records = summaries(
+        str(tmp_path / "logs" / "vit_lstm_captioner" / run / "samples")
+    )
+    ((step, table),) = records[("samples", "text")]
+    assert step == 1
+    assert table.item().decode().splitlines()[0] == "| # | caption | score |"
+    assert [s for s, _ in records[("samples", "images")]] == [1]
     # `mmzoo export RUN_DIR` (re-exporting a run folder) is
     # tests/test_cli.py's and tests/tasks/test_retrieval.py's.
 

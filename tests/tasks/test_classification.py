@@ -295,6 +295,18 @@ def test_cli_train_on_image_report_folder(tmp_path, capsys):
     (run_dir,) = os.listdir(tmp_path / "logs" / NAME)
     report = tmp_path / "logs" / NAME / run_dir / "classification_report.txt"
     assert "pneumonia" in report.read_text()
+    # The confusion matrices (multi-label: one 2x2 per finding) as a PNG
+    # and in TensorBoard, and the served labels of test images.
+    from tests.tensorboard_events import summaries
+
+    run = tmp_path / "logs" / NAME / run_dir
+    assert (run / "confusion_matrix.png").stat().st_size > 1000
+    records = summaries(str(run / "confusion"))
+    assert [s for s, _ in records[("confusion_matrix", "images")]] == [0]
+    records = summaries(str(run / "samples"))
+    table = records[("samples", "text")][-1][1].item().decode()
+    assert table.splitlines()[0].startswith("| # | report | probabilities")
+    assert ("samples", "images") in records
 
 
 def test_ablated_modality_is_not_a_served_input(tmp_path):

@@ -81,6 +81,28 @@ def test_recall_is_far_above_chance_both_ways(trained):
         assert json.load(f)["test"] == pytest.approx(test)
 
 
+def test_tensorboard_projector_holds_the_test_embeddings(trained):
+    folder = os.path.join(trained["run_dir"], "projector")
+    rows = open(os.path.join(folder, "metadata.tsv")).read().splitlines()
+    assert rows[0] == "modality\titem\ttext"
+    test = trained["prepared"].data["test"]
+    captions = sum(len(group) for group in test.captions)
+    modalities = [row.split("\t")[0] for row in rows[1:]]
+    assert modalities == ["image"] * 50 + ["text"] * captions
+    reader = tf.train.load_checkpoint(folder)
+    vectors = reader.get_tensor("embeddings/.ATTRIBUTES/VARIABLE_VALUE")
+    assert vectors.shape[0] == 50 + captions
+    # Unit vectors of the shared space.
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    # Sample predictions were served every epoch (3 for `tiny`).
+    from tests.tensorboard_events import summaries
+
+    records = summaries(os.path.join(trained["run_dir"], "samples"))
+    steps = [step for step, _ in records[("samples", "text")]]
+    assert steps == list(range(1, len(steps) + 1)) and steps
+    assert "similarity" in records[("samples", "text")][-1][1].item().decode()
+
+
 def test_export_serves_similarity_and_embeddings(task, trained):
     loaded = tf.saved_model.load(trained["export"])
     assert {"serving_default", "embed_image", "embed_text"} <= set(

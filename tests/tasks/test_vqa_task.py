@@ -82,6 +82,33 @@ def test_metrics_of_a_short_run(trained):
     assert test["baseline_vqa_accuracy"] < 0.65
 
 
+def test_confusion_matrix_of_the_answers(trained):
+    # A softmax head over the answers: one K x K matrix of the test split
+    # (the 20 most frequent true answers and `(other)` at most).
+    run_dir = trained["run_dir"]
+    assert os.path.getsize(os.path.join(run_dir, "confusion_matrix.png")) > 1000
+    name, model, config, preprocessor, _ = load_run(run_dir)
+    task = get_task(name)
+    prepared = task.prepare(
+        mmzoo.get_config(name, "tiny"), "vqa", trained["data_dir"],
+        os.path.join(run_dir, "..", "again"), 0,
+    )  # fmt: skip
+    prepared.config, prepared.preprocessor = config, preprocessor
+    confusion = task.confusion(model, prepared, "test")
+    assert not confusion.multi_label
+    size = len(confusion.class_names)
+    assert confusion.matrix.shape == (size, size) and size <= 20
+    assert confusion.matrix.sum() == len(prepared.examples["test"].labels)
+    truth = prepared.examples["test"].labels.argmax(-1)
+    names = list(confusion.class_names)
+    for index in set(truth.tolist()):
+        answer = config.label_names[index]
+        if answer in names:  # its row counts the questions it answers
+            assert confusion.matrix[names.index(answer)].sum() == np.sum(
+                truth == index
+            )
+
+
 def test_export_answers_bytes_and_questions(trained):
     loaded = tf.saved_model.load(trained["export"])
     serve = loaded.signatures["serving_default"]
