@@ -1,4 +1,5 @@
-"""The `mmzoo` command: list, train, export, verify, main, prepare-clips."""
+"""The `mmzoo` command: list, train, export, verify, robustness, main,
+prepare-clips."""
 
 import argparse
 import ast
@@ -99,6 +100,32 @@ def _cmd_verify(args):
     reports = verify_exports(args.dirs)
     print("\n\n".join(report.table() for report in reports))
     return 0 if all(report.ok for report in reports) else 1
+
+
+def _cmd_robustness(args):
+    from mmzoo.robustness import robustness_report
+
+    robustness_report(
+        args.run_dir,
+        data_dir=args.data_dir,
+        levels=args.levels,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=True,
+    )
+    return 0
+
+
+def _parse_levels(text):
+    try:
+        levels = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers in 0..1, got {text!r}"
+        ) from None
+    if not levels:
+        raise argparse.ArgumentTypeError(f"no level in {text!r}")
+    return levels
 
 
 def _cmd_main(args):
@@ -256,6 +283,40 @@ def build_parser():
         help="export version folders (one process checks them all)",
     )
     verify.set_defaults(func=_cmd_verify)
+
+    robustness = sub.add_parser(
+        "robustness",
+        help="evaluate a trained run folder with one modality at a time "
+        "corrupted at growing levels; writes robustness.json/.txt/.png "
+        "into it and prints the table",
+    )
+    robustness.add_argument("run_dir")
+    robustness.add_argument(
+        "--data-dir",
+        default=None,
+        help="the dataset's folder, when it moved since training (default: "
+        "the one the run recorded)",
+    )
+    robustness.add_argument(
+        "--levels",
+        type=_parse_levels,
+        default=(0.0, 0.25, 0.5, 0.75, 1.0),
+        metavar="L,L,...",
+        help="corruption levels in 0..1, 0 = clean (default 0,0.25,0.5,0.75,1)",
+    )
+    robustness.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: the run's)",
+    )
+    robustness.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the corruptions' draws (default 0)",
+    )
+    robustness.set_defaults(func=_cmd_robustness)
 
     main_job = sub.add_parser(
         "main",
