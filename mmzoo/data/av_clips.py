@@ -73,8 +73,8 @@ def read_av_clips(data_dir):
             label column or has a duplicate or empty column name, a row has
             the wrong number of fields, a frames folder does not exist or
             holds no frame image, an audio file does not end in `.wav` or
-            does not exist, a label is not 0 or 1, or a split is not
-            `train`, `val` or `test`.
+            does not exist, a label is not 0 or 1, a split is not
+            `train`, `val` or `test`, or `index.csv` is not UTF-8.
 
     Example:
     >>> examples = read_av_clips("data/monitoring")

@@ -16,10 +16,11 @@ The readers only parse and check the files; decoding and batching happen
 in the `tf.data` pipelines.
 """
 
-import csv
 import dataclasses
 import logging
 import os
+
+from mmzoo.data.textfile import csv_records, open_text
 
 IMAGES_DIR = "Images"
 CAPTIONS_CSV = "captions.txt"
@@ -61,37 +62,50 @@ class _Grouper:
         self.images_dir = images_dir
         self.tolerate_missing = tolerate_missing
         self.by_name = {}
-        self.missing = {}  # image name -> first line that names it
+        self.missing = {}  # image name -> the lines that name it
 
     def add(self, source, line, name, caption):
         if name in self.missing:
+            self.missing[name].append(line)
             return
         if name not in self.by_name:
             path = os.path.join(self.images_dir, name)
             if not os.path.isfile(path):
-                message = (
-                    f"{source}:{line}: image file '{name}' not found in "
-                    f"{self.images_dir}"
-                )
                 if not self.tolerate_missing:
-                    raise ValueError(message)
-                self.missing[name] = message
+                    raise ValueError(self._not_found(source, name, [line]))
+                self.missing[name] = [line]
                 return
             self.by_name[name] = (path, [])
         self.by_name[name][1].append(caption)
 
+    def _not_found(self, source, name, lines):
+        """`source:line: image file 'x' not found in ... (also on lines
+        ...)`, naming every line whose caption is not read."""
+        also = ""
+        if len(lines) > 1:
+            also = f" (also on line(s) {', '.join(map(str, lines[1:]))})"
+        return (
+            f"{source}:{lines[0]}: image file '{name}' not found in "
+            f"{self.images_dir}{also}"
+        )
+
     def result(self, source):
         if self.missing:
             total = len(self.missing) + len(self.by_name)
-            first = next(iter(self.missing.values()))
+            messages = [
+                self._not_found(source, name, lines)
+                for name, lines in self.missing.items()
+            ]
             if len(self.missing) > MAX_MISSING_IMAGE_FRACTION * total:
                 raise ValueError(
-                    f"{first} ({len(self.missing)} of {total} images missing)"
+                    f"{messages[0]} ({len(self.missing)} of {total} images "
+                    "missing)"
                 )
             logging.getLogger(__name__).warning(
-                "skipping captions of %d missing image(s): %s",
+                "skipping %d caption(s) of %d missing image(s): %s",
+                sum(len(lines) for lines in self.missing.values()),
                 len(self.missing),
-                "; ".join(list(self.missing.values())[:5]),
+                "; ".join(messages),
             )
         if not self.by_name:
             raise ValueError(f"{source}: no captions found")
@@ -103,51 +117,37 @@ class _Grouper:
 
 
 def _read_captions_csv(path, grouper):
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        end = 0
-        header_seen = False
-        while True:
-            line = end + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                raise ValueError(f"{path}:{line}: malformed CSV: {e}") from e
-            end = reader.line_num
-            if not any(field.strip() for field in fields):
-                continue
-            if not header_seen:
-                header = [field.strip().lower() for field in fields]
-                if header != ["image", "caption"]:
-                    raise ValueError(
-                        f"{path}:{line}: expected the header 'image,caption', "
-                        f"got {','.join(fields)!r}"
-                    )
-                header_seen = True
-                continue
-            if len(fields) < 2:
+    header_seen = False
+    for line, fields in csv_records(path):
+        if not header_seen:
+            header = [field.strip().lower() for field in fields]
+            if header != ["image", "caption"]:
                 raise ValueError(
-                    f"{path}:{line}: malformed line, expected "
-                    f"'image,caption', got {','.join(fields)!r}"
+                    f"{path}:{line}: expected the header 'image,caption', "
+                    f"got {','.join(fields)!r}"
                 )
-            # Unquoted commas belong to the caption: rejoining the pieces
-            # is the same as splitting the raw line on its first comma.
-            name = fields[0].strip()
-            caption = ",".join(fields[1:]).strip()
-            if not name or not caption:
-                raise ValueError(
-                    f"{path}:{line}: malformed line, empty image name or "
-                    "caption"
-                )
-            grouper.add(path, line, name, caption)
+            header_seen = True
+            continue
+        if len(fields) < 2:
+            raise ValueError(
+                f"{path}:{line}: malformed line, expected "
+                f"'image,caption', got {','.join(fields)!r}"
+            )
+        # Unquoted commas belong to the caption: rejoining the pieces is
+        # the same as splitting the raw line on its first comma.
+        name = fields[0].strip()
+        caption = ",".join(fields[1:]).strip()
+        if not name or not caption:
+            raise ValueError(
+                f"{path}:{line}: malformed line, empty image name or caption"
+            )
+        grouper.add(path, line, name, caption)
     if not header_seen:
         raise ValueError(f"{path}:1: empty file; expected 'image,caption'")
 
 
 def _read_token_file(path, grouper):
-    with open(path, encoding="utf-8-sig") as f:
+    with open_text(path) as f:
         for line, text in enumerate(f, start=1):
             text = text.rstrip("\r\n")
             if not text.strip():
@@ -177,11 +177,12 @@ def read_flickr8k(data_dir):
         in file order.
 
     Raises:
-        ValueError: naming the file and line for a malformed line or an
-            image missing from `Images/` (a few missing images, under
-            `MAX_MISSING_IMAGE_FRACTION`, are skipped with a warning that
-            names them, as the original release needs); naming the folder
-            when a caption file or `Images/` is missing.
+        ValueError: naming the file and line for a malformed line, bytes
+            that are not UTF-8 or an image missing from `Images/` (a few
+            missing images, under `MAX_MISSING_IMAGE_FRACTION`, are
+            skipped with a warning that names them and every line whose
+            caption is skipped, as the original release needs); naming the
+            folder when a caption file or `Images/` is missing.
 
     Example:
     >>> data = read_flickr8k("data/flickr8k")
@@ -224,8 +225,9 @@ def read_image_text_pairs(data_dir):
 
     Raises:
         ValueError: naming the image for an image without its `.txt` file,
-            the `.txt` file when it holds no caption, and the folder when
-            it is missing or holds no image.
+            the `.txt` file when it holds no caption, its file and line
+            when it is not UTF-8, and the folder when it is missing or
+            holds no image.
 
     Example:
     >>> data = read_image_text_pairs("data/pairs")  # a/x.jpg + a/x.txt, ...
@@ -246,7 +248,7 @@ def read_image_text_pairs(data_dir):
                     f"image-text-pairs: image {path} has no caption file "
                     f"{stem}.txt beside it"
                 )
-            with open(text_path, encoding="utf-8-sig") as f:
+            with open_text(text_path) as f:
                 lines = tuple(t.strip() for t in f.read().splitlines())
             lines = tuple(t for t in lines if t)
             if not lines:

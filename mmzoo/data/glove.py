@@ -12,6 +12,8 @@ Reference:
 
 import numpy as np
 
+from mmzoo.data.textfile import open_text
+
 
 def read_glove(path, words):
     """Looks up `words` in the GloVe file at `path`.
@@ -26,7 +28,8 @@ def read_glove(path, words):
 
     Raises:
         ValueError: naming the file and line of a line that does not hold
-            a word and D numbers (D is set by the first line).
+            a word and D numbers (D is set by the first line) or is not
+            UTF-8.
     """
     index = {}
     for i, word in enumerate(words):
@@ -34,7 +37,7 @@ def read_glove(path, words):
     vectors = None
     found = np.zeros(len(words), bool)
     dimension = None
-    with open(path, encoding="utf-8", errors="strict") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             parts = line.rstrip("\n").rstrip(" ").split(" ")
             if dimension is None:
@@ -74,10 +77,10 @@ def glove_dimension(path):
 
     Raises:
         ValueError: naming the file when it is missing, empty or its first
-            line holds no values.
+            line holds no values or is not UTF-8.
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             first = f.readline()
     except OSError as error:
         raise ValueError(f"glove_path {path}: {error.strerror}") from None
@@ -101,13 +104,16 @@ def glove_words(path, limit):
     Returns:
         list of str, in file order. Words that the caption tokenizer would
         change or split (punctuation, upper case) are skipped.
+
+    Raises:
+        ValueError: naming the file and line of bytes that are not UTF-8.
     """
     from mmzoo.data.text import tokenize_py
 
     words = []
     if limit <= 0:
         return words
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for line in f:
             word = line.split(" ", 1)[0]
             if tokenize_py(word) == [word]:

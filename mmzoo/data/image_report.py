@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from mmzoo.data.textfile import csv_records
+
 INDEX_FILE = "index.csv"
 IMAGE_COLUMN = "image"
 REPORT_COLUMN = "report"
@@ -44,28 +46,6 @@ class ImageReportData:
 
     def __len__(self):
         return len(self.image_paths)
-
-
-def csv_records(path):
-    """Yields `(first_line, fields)` of the non-blank CSV records of `path`.
-
-    `first_line` is the 1-based line on which the record starts, so errors
-    point at the right line even after multi-line quoted reports.
-    """
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        end = 0
-        while True:
-            start = end + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                raise ValueError(f"{path}:{start}: malformed CSV: {e}") from e
-            end = reader.line_num
-            if fields and any(field.strip() for field in fields):
-                yield start, fields
 
 
 def split_value(where, field):
@@ -125,8 +105,8 @@ def read_image_report(data_dir):
     Raises:
         ValueError: naming the file and line, when `index.csv` is missing,
             lacks the `image` or `report` column or any label column, a row
-            has the wrong number of fields, a label is not 0 or 1, or an
-            image file does not exist.
+            has the wrong number of fields, a label is not 0 or 1, an
+            image file does not exist, or the file is not UTF-8.
 
     Example:
     >>> data = read_image_report("data/chest")

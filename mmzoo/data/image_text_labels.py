@@ -65,8 +65,8 @@ def read_image_text_labels(data_dir):
             or empty, the header lacks a required column or has an unknown
             or duplicate one, a row has the wrong number of fields, an
             empty image or label, an image file that does not exist, a
-            target that is not a finite number, or a split other than
-            `train`, `val`, `test`.
+            target that is not a finite number, a split other than
+            `train`, `val`, `test`, or bytes that are not UTF-8.
 
     Example:
     >>> examples = read_image_text_labels("data/memes")

@@ -57,7 +57,7 @@ import subprocess
 import sys
 import wave
 
-from mmzoo.data.image_report import csv_records
+from mmzoo.data.textfile import csv_records
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 INDEX_FILE = "index.csv"
@@ -130,13 +130,13 @@ def prepare_clips(
             `mmzoo[video]`) or ships no ffmpeg binary for this platform.
         ValueError: when an argument is out of range; `src` is missing or
             holds no video; no video is in a subfolder of `src` and no
-            `labels` file is given; the labels file is malformed, names a
-            video that is not under `src` (with its file and line) or
-            misses one; a label name is empty or one of `frames`, `audio`
-            and `split`; `dst` is a file or holds an `index.csv` and
-            `overwrite` is False; ffmpeg cannot read a video (naming it and
-            ffmpeg's last error line) and `skip_bad` is False; or every
-            video was skipped.
+            `labels` file is given; the labels file is malformed or not
+            UTF-8 (with its file and line), names a video that is not under
+            `src` (with its file and line) or misses one; a label name is
+            empty or one of `frames`, `audio` and `split`; `dst` is a file
+            or holds an `index.csv` and `overwrite` is False; ffmpeg cannot
+            read a video (naming it and ffmpeg's last error line) and
+            `skip_bad` is False; or every video was skipped.
 
     Example:
     >>> summary = prepare_clips("videos", "data/monitoring", fps=4)

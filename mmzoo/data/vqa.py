@@ -48,6 +48,7 @@ from mmzoo.data.synthetic_images import (
     _write_png,
 )
 from mmzoo.data.text import standardize_py
+from mmzoo.data.textfile import open_text
 
 QUESTIONS_FILE = "questions.json"
 ANNOTATIONS_FILE = "annotations.json"
@@ -282,14 +283,12 @@ def _load_entries(path, key):
     if not os.path.isfile(path):
         raise ValueError(f"vqa: {path} not found")
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with open_text(path) as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(
             f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})"
         ) from e
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
     if not isinstance(data, dict) or key not in data:
         got = (
             f"keys {_short(sorted(data))}"
@@ -437,13 +436,15 @@ def read_vqa(data_dir):
 
     Raises:
         ValueError: naming the folder or file that is missing; the file
-            and line of invalid JSON; the file, entry index and
-            question_id of an entry with a missing or mistyped key, an
-            empty `answers` list or a repeated question_id; a few of the
-            question_ids (and their count) that have a question but no
-            annotation or the reverse, or whose image_id differs between
-            the two files; and a few of the image_ids (and their count)
-            with no file in `images/`, with the accepted name patterns.
+            and line of invalid JSON or of bytes that are not UTF-8; the
+            file, entry index and question_id of an entry with a missing
+            or mistyped key, an empty `answers` list or a repeated
+            question_id; a few of the question_ids (and their count) that
+            have a question but no annotation or the reverse, or whose
+            image_id differs between the two files; and a few of the
+            image_ids (and their count) with no file in `images/`, with
+            the accepted name patterns and the entry and question_id of
+            the first question about one.
 
     Example:
     >>> records = read_vqa("data/vqa")
@@ -502,10 +503,17 @@ def read_vqa(data_dir):
         )
     )
     if missing:
+        entry, (qid, image_id, _) = next(
+            (i, row)
+            for i, row in enumerate(questions)
+            if row[1] not in image_paths
+        )
         raise ValueError(
             f"vqa: no image file in {images_dir} for {len(missing)} "
             f"image_id(s) of {questions_path}: {_listed(missing)} "
-            f"(expected names: {' or '.join(IMAGE_NAME_PATTERNS)})"
+            f"(expected names: {' or '.join(IMAGE_NAME_PATTERNS)}); the "
+            f"first is {questions_path}: entry {entry} (question_id {qid}), "
+            f"image_id {image_id}"
         )
 
     records = VQARecords([], [], [], [], [], [], [])
