@@ -20,6 +20,15 @@ _MODELS = {}
 PROBLEMS = tuple(PROBLEM_TASKS)
 """Problem kinds; each has one generic task in `mmzoo.tasks`."""
 
+TFDS_PREFIX = "tfds:"
+"""`--dataset` names starting with this name a TensorFlow Datasets builder
+(`tfds:movielens/100k-ratings`); `mmzoo.data.tfds` maps it to the layout
+the model's task reads."""
+
+TFDS_DATASET = TFDS_PREFIX + "NAME"
+"""Listed in a model's `datasets` when its task reads `tfds:NAME` (any
+builder whose features match the task's mapping; see `mmzoo.data.tfds`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from mmzoo.data.splits import split_indices
 from mmzoo.data.tabular import AUTOTUNE, Column, TabularData
+from mmzoo.data.textfile import ENCODING, open_text
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
@@ -62,60 +63,152 @@ def _split_of(path, line_numbers, seed):
     return tf.where(bucket < 8, 0, tf.where(bucket < 9, 1, 2))
 
 
-def _fail_at(bad_rows, path, line_numbers, what):
-    """Asserts no row is bad; the error names the file and first bad line."""
+def _fail_at(bad_rows, paths, line_numbers, what):
+    """Asserts no row is bad; the error names the file and first bad line.
+    `paths` holds each row's file (`[B]`)."""
     first = tf.argmax(tf.cast(bad_rows, tf.int32))
     # tf.strings.join, not tf.strings.format: format quotes string
     # arguments, and the message must read `path:line: what`.
     message = tf.strings.join(
-        [path, ":", tf.strings.as_string(line_numbers[first] + 1), ": ", what]
+        [
+            paths[first],
+            ":",
+            tf.strings.as_string(line_numbers[first] + 1),
+            ": ",
+            what,
+        ]
     )
     return tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(bad_rows)), [message]
     )
 
 
-def _parse_criteo_lines(path, line_numbers, lines, seed):
+def _not_utf8(lines):
+    """True where a line is not valid UTF-8 (transcoding changes it)."""
+    repaired = tf.strings.unicode_transcode(
+        lines, "UTF-8", "UTF-8", errors="replace"
+    )
+    return tf.not_equal(repaired, lines)
+
+
+_CRITEO_NUMBER = r"(-?[0-9]+(\.[0-9]*)?)?"
+# A whole valid line: label, 13 numbers or empty, 26 fields without tabs.
+_CRITEO_LINE = r"[01](\t" + _CRITEO_NUMBER + r"){13}(\t[^\t]*){26}"
+_CRITEO_DEFAULTS = (
+    [[0.0]] + [[np.float32("nan")]] * len(CRITEO_NUMERIC)
+    + [[""]] * len(CRITEO_CATEGORICAL)
+)  # fmt: skip
+
+
+def _criteo_line_checks(paths, line_numbers, lines):
+    """Asserts naming the first bad line and what is wrong with it (only
+    built when some line of the batch failed `_CRITEO_LINE`)."""
     fields = tf.strings.split(lines, "\t")
     counts = fields.row_lengths()
-    count_check = _fail_at(
-        tf.not_equal(counts, _CRITEO_FIELDS),
-        path,
-        line_numbers,
-        f"expected {_CRITEO_FIELDS} tab-separated fields "
-        "(label, I1..I13, C1..C26)",
+    dense = fields.to_tensor(shape=[None, _CRITEO_FIELDS])
+    count_ok = tf.equal(counts, _CRITEO_FIELDS)
+    number_ok = tf.reduce_all(
+        tf.strings.regex_full_match(dense[:, 1:14], _CRITEO_NUMBER), axis=1
     )
-    with tf.control_dependencies([count_check]):
-        dense = fields.to_tensor(shape=[None, _CRITEO_FIELDS])
-    label_text = dense[:, 0]
-    number_text = dense[:, 1:14]
-    label_check = _fail_at(
-        tf.logical_not(tf.strings.regex_full_match(label_text, "[01]")),
-        path,
-        line_numbers,
-        "label must be 0 or 1",
+    label_ok = tf.strings.regex_full_match(dense[:, 0], "[01]")
+    checks = [
+        _fail_at(
+            tf.logical_not(count_ok),
+            paths,
+            line_numbers,
+            f"expected {_CRITEO_FIELDS} tab-separated fields "
+            "(label, I1..I13, C1..C26)",
+        ),
+        _fail_at(
+            tf.logical_not(label_ok),
+            paths,
+            line_numbers,
+            "label must be 0 or 1",
+        ),  # fmt: skip
+        _fail_at(
+            tf.logical_not(number_ok),
+            paths,
+            line_numbers,
+            "I1..I13 must be numbers or empty",
+        ),
+        # `_CRITEO_LINE` (RE2, UTF-8) rejects bytes that are not UTF-8;
+        # values are decoded as UTF-8 later (vocabularies, serving).
+        _fail_at(
+            _not_utf8(lines),
+            paths,
+            line_numbers,
+            "not UTF-8 text; save the file as UTF-8",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.constant(False)
+
+
+def _parse_criteo_lines(paths, line_numbers, lines):
+    """Parses a batch of Criteo lines (`paths`, `line_numbers` (0-based)
+    and `lines`, all `[B]`) to `(features, label)`; a bad line fails with
+    InvalidArgument naming its file and line.
+
+    One regular expression per line validates it; `decode_csv` parses the
+    valid batch straight to floats (empty numbers → NaN) and strings. Only
+    a batch holding a bad line pays for finding and naming it.
+    """
+    valid = tf.reduce_all(tf.strings.regex_full_match(lines, _CRITEO_LINE))
+    valid = tf.cond(
+        valid,
+        lambda: tf.constant(True),
+        lambda: _criteo_line_checks(paths, line_numbers, lines),
     )
-    number_ok = tf.strings.regex_full_match(
-        number_text, r"-?[0-9]+(\.[0-9]*)?|"
-    )
-    number_check = _fail_at(
-        tf.logical_not(tf.reduce_all(number_ok, axis=1)),
-        path,
-        line_numbers,
-        "I1..I13 must be numbers or empty",
-    )
-    with tf.control_dependencies([label_check, number_check]):
-        label = tf.strings.to_number(label_text, tf.float32)
-        empty = tf.equal(number_text, "")
-        numbers = tf.strings.to_number(
-            tf.where(empty, "0", number_text), tf.float32
+    with tf.control_dependencies([tf.debugging.Assert(valid, [paths[0]])]):
+        columns = tf.io.decode_csv(
+            lines,
+            list(_CRITEO_DEFAULTS),
+            field_delim="\t",
+            use_quote_delim=False,
         )
-        numbers = tf.where(empty, np.float32("nan"), numbers)
-    features = {name: numbers[:, i] for i, name in enumerate(CRITEO_NUMERIC)}
+    features = {name: columns[1 + i] for i, name in enumerate(CRITEO_NUMERIC)}
     features.update(
-        {name: dense[:, 14 + i] for i, name in enumerate(CRITEO_CATEGORICAL)}
+        {name: columns[14 + i] for i, name in enumerate(CRITEO_CATEGORICAL)}
     )
-    return features, label, _split_of(path, line_numbers, seed)
+    return features, columns[0]
+
+
+# Lines read, numbered and split-assigned per chunk before any per-line
+# work; files read at once by `interleave`.
+_LINE_CHUNK = 8192
+_PARALLEL_FILES = 4
+
+
+def _criteo_lines(files, split, seed, shuffle):
+    """Unbatched `(path, line number, line)` of `split`'s lines: files
+    read in parallel (`interleave`, in shuffled order with `shuffle`),
+    lines numbered and assigned to splits per chunk (no per-line ops)."""
+    index = SPLIT_IDS[split]
+
+    def numbered(path):
+        chunks = tf.data.TextLineDataset(path).enumerate().batch(_LINE_CHUNK)
+
+        def keep(numbers, lines):
+            mine = tf.equal(_split_of(path, numbers, seed), index)
+            paths = tf.fill(tf.shape(numbers), path)
+            return (
+                tf.boolean_mask(paths, mine),
+                tf.boolean_mask(numbers, mine),
+                tf.boolean_mask(lines, mine),
+            )
+
+        return chunks.map(keep, num_parallel_calls=AUTOTUNE)
+
+    paths = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        paths = paths.shuffle(len(files), seed=seed)
+    chunks = paths.interleave(
+        numbered,
+        cycle_length=min(len(files), _PARALLEL_FILES),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    return chunks.unbatch()
 
 
 def read_criteo(data_dir, seed=0):
@@ -123,9 +216,17 @@ def read_criteo(data_dir, seed=0):
 
     Columns: label, I1..I13 (integers, may be empty → NaN), C1..C26 (hex
     strings, may be empty → missing). Lines are split 80/10/10 into
-    train/val/test by a hash of (seed, file, line). Parsing is vectorized
-    and parallel; a malformed line fails with an error naming its file and
-    line number.
+    train/val/test by a hash of (seed, file, line). A malformed line (a
+    wrong field count, a label other than 0/1, an I column that is not a
+    number, bytes that are not UTF-8) fails when the data is iterated,
+    with a `tf.errors.InvalidArgumentError` that reads `path:line: what`.
+
+    The fast path is `TabularData.batches` (training, evaluation and
+    vocabulary fitting use it): files are read in parallel, lines are
+    numbered and assigned to their split a chunk at a time, shuffled as
+    plain text lines (a buffer of `shuffle_buffer` lines), batched, and
+    parsed a batch at a time; no row ever becomes a dict of 40 tensors.
+    `splits` is the same data unbatched, for small consumers.
 
     Args:
         data_dir: str. A TSV file, or a folder holding `train.txt` or
@@ -134,26 +235,20 @@ def read_criteo(data_dir, seed=0):
     """
     files = _criteo_files(data_dir)
 
-    def lines_of(path):
-        lines = tf.data.TextLineDataset(path)
-        numbered = lines.enumerate().batch(4096)
-        return numbered.map(
-            lambda numbers, batch: _parse_criteo_lines(
-                path, numbers, batch, seed
-            ),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
+    def batcher(split, batch_size, shuffle, shuffle_seed, buffer):
+        lines = _criteo_lines(files, split, seed, shuffle)
+        if shuffle:
+            lines = lines.shuffle(
+                buffer, seed=shuffle_seed, reshuffle_each_iteration=True
+            )
+        return lines.batch(batch_size).map(
+            _parse_criteo_lines, num_parallel_calls=AUTOTUNE
         )
 
-    parsed = tf.data.Dataset.from_tensor_slices(files).flat_map(lines_of)
-    parsed = parsed.unbatch()
     splits = {
-        name: parsed.filter(lambda f, y, s, i=index: tf.equal(s, i)).map(
-            lambda f, y, s: (f, y)
-        )
-        for name, index in SPLIT_IDS.items()
+        name: batcher(name, 4096, False, 0, 0).unbatch() for name in SPLIT_IDS
     }
-    return TabularData("criteo", CRITEO_COLUMNS, splits)
+    return TabularData("criteo", CRITEO_COLUMNS, splits, batcher)
 
 
 # ------------------------------------------------------------ movielens --
@@ -175,13 +270,31 @@ MOVIELENS_COLUMNS = (
 )
 
 
-def _read_delimited(path, separator, num_fields, encoding, header=False):
-    """Yields (line number, fields); a wrong field count names the line."""
-    with open(path, encoding=encoding) as f:
+def _read_delimited(path, separator, num_fields, encoding, header=None):
+    """Yields (line number, fields); a wrong field count, bytes that are
+    not `encoding` or a missing file name the file (and line).
+
+    `header`: the name of the first column when line 1 is a RecBole header
+    (`user_id:token<TAB>...`); a file without it fails instead of losing
+    its first row.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"movielens-100k: {path} not found; the folder needs all three "
+            "of u.data, u.item, u.user (GroupLens) or .inter, .item, .user "
+            "(RecBole)"
+        )
+    with open_text(path, encoding=encoding) as f:
         for number, line in enumerate(f, start=1):
-            if header and number == 1:
-                continue
             line = line.rstrip("\n").rstrip("\r")
+            if header and number == 1:
+                first = line.split(separator)[0].split(":")[0].strip()
+                if first != header:
+                    raise ValueError(
+                        f"{path}:1: expected RecBole's header row, "
+                        f"starting '{header}:token', got {line[:80]!r}"
+                    )
+                continue
             if not line.strip():
                 continue
             fields = line.split(separator)
@@ -235,7 +348,7 @@ def _read_recbole(data_dir, prefix):
     users, items, ratings = {}, {}, []
     path = os.path.join(data_dir, f"{prefix}.user")
     for number, (uid, age, gender, occupation, zip_code) in _read_delimited(
-        path, "\t", 5, "utf-8", header=True
+        path, "\t", 5, ENCODING, header="user_id"
     ):
         users[uid] = (
             _number(path, number, age, "age"),
@@ -245,12 +358,12 @@ def _read_recbole(data_dir, prefix):
         )
     path = os.path.join(data_dir, f"{prefix}.item")
     for _, (iid, title, _, classes) in _read_delimited(
-        path, "\t", 4, "utf-8", header=True
+        path, "\t", 4, ENCODING, header="item_id"
     ):
         items[iid] = (title, "|".join(classes.split()))
     path = os.path.join(data_dir, f"{prefix}.inter")
     for number, (uid, iid, rating, _) in _read_delimited(
-        path, "\t", 4, "utf-8", header=True
+        path, "\t", 4, ENCODING, header="user_id"
     ):
         ratings.append(
             (path, number, uid, iid, _number(path, number, rating, "rating"))
@@ -266,6 +379,14 @@ def read_movielens(data_dir, seed=0):
     `user_id`, `item_id`, `gender`, `occupation`, `zip_code`, `title`,
     `genres` (`|`-joined) as strings and `age` as float32. Ratings are split
     80/10/10 by `seed`.
+
+    Raises:
+        ValueError: naming the file and line of a row with the wrong number
+            of fields, a number that does not parse, a genre flag other
+            than 0/1, an unknown user or item id, a RecBole file without
+            its header row, or bytes that are not UTF-8 (RecBole; GroupLens
+            files are latin-1, which every byte is); naming the file when
+            one of the three is missing.
     """
     if os.path.isfile(os.path.join(data_dir, "u.data")):
         users, items, ratings = _read_grouplens(data_dir)
@@ -305,21 +426,57 @@ def read_movielens(data_dir, seed=0):
 
 
 def from_arrays(name, columns, arrays, labels, seed):
+    """`TabularData` of in-memory columns, split 80/10/10 by `seed`.
+
+    Its `batches` shuffles row indices and gathers each batch's rows at
+    once (no per-row structures).
+
+    Args:
+        name: str. Dataset name.
+        columns: tuple of `Column`.
+        arrays: dict of column name to an array of N values (float for
+            numeric columns, str for the others).
+        labels: float array `[N]`.
+        seed: int. Split seed.
+    """
     indices = split_indices(len(labels), seed)
-    splits = {}
+    tensors = {}
     for split, index in indices.items():
         features = {
-            c.name: (
+            c.name: tf.constant(
                 arrays[c.name][index].astype(np.float32)
                 if c.kind == "numeric"
                 else arrays[c.name][index].astype(str)
             )
             for c in columns
         }
-        splits[split] = tf.data.Dataset.from_tensor_slices(
-            (features, labels[index].astype(np.float32))
+        tensors[split] = (
+            features,
+            tf.constant(np.asarray(labels)[index].astype(np.float32)),
         )
-    return TabularData(name, columns, splits)
+
+    def batcher(split, batch_size, shuffle, shuffle_seed, buffer):
+        features, label = tensors[split]
+        count = int(label.shape[0])
+        rows = tf.data.Dataset.range(count)
+        if shuffle:
+            # All rows: an index costs 8 bytes, so the buffer is no limit.
+            rows = rows.shuffle(
+                count, seed=shuffle_seed, reshuffle_each_iteration=True
+            )
+        return rows.batch(batch_size).map(
+            lambda index: (
+                {k: tf.gather(v, index) for k, v in features.items()},
+                tf.gather(label, index),
+            ),
+            num_parallel_calls=AUTOTUNE,
+        )
+
+    splits = {
+        split: tf.data.Dataset.from_tensor_slices(value)
+        for split, value in tensors.items()
+    }
+    return TabularData(name, columns, splits, batcher)
 
 
 # ------------------------------------------------------------ synthetic --

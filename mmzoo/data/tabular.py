@@ -10,6 +10,7 @@ serving signature call the same preprocessor.
 
 import collections
 import dataclasses
+import logging
 import math
 import os
 
@@ -17,10 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import text
-from mmzoo.data.vocab import Vocabulary, write_vocabulary
+from mmzoo.data.vocab import StreamingCounter, Vocabulary, write_vocabulary
 from mmzoo.specs import FeatureSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Rows per batch while fitting vocabularies and statistics.
+FIT_BATCH = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +34,10 @@ class Column:
     kind: str
 
 
+# Rows held by the default shuffle buffer of `TabularData.batches`.
+SHUFFLE_BUFFER = 100_000
+
+
 @dataclasses.dataclass
 class TabularData:
     """Raw splits of a tabular dataset.
@@ -39,26 +46,47 @@ class TabularData:
         name: str. Dataset name.
         columns: tuple of `Column`, the raw features in serving order.
         splits: dict of split name (`train`, `val`, `test`) to an unbatched
-            `tf.data.Dataset` of `(features dict, label float32)`.
+            `tf.data.Dataset` of `(features dict, label float32)`: the
+            simple view, for small consumers (examples, tests).
+        batcher: optional callable `(split, batch_size, shuffle, seed,
+            shuffle_buffer) -> tf.data.Dataset` of batches `(features dict
+            of [B] tensors, label [B])`: the fast path of a reader that can
+            shuffle and parse cheaper than row by row (see `batches`).
     """
 
     name: str
     columns: tuple
     splits: dict
+    batcher: object = None
+
+    def batches(
+        self, split, batch_size, shuffle=False, seed=0, shuffle_buffer=None
+    ):
+        """Batches of raw `(features, label)` of `split`.
+
+        With `shuffle`, the order changes every epoch (iteration) and is
+        drawn from `seed`. Without a `batcher`, rows of `splits[split]` are
+        shuffled (buffer `shuffle_buffer` rows, default `SHUFFLE_BUFFER`)
+        and batched; readers that hold their rows in memory or in files
+        supply a `batcher` that never handles a row as a structure of
+        tensors (`from_arrays`: shuffled indices gathered per batch;
+        `read_criteo`: shuffled text lines parsed per batch).
+        """
+        buffer = int(shuffle_buffer or SHUFFLE_BUFFER)
+        if self.batcher is not None:
+            return self.batcher(split, batch_size, shuffle, seed, buffer)
+        dataset = self.splits[split]
+        if shuffle:
+            dataset = dataset.shuffle(
+                buffer, seed=seed, reshuffle_each_iteration=True
+            )
+        return dataset.batch(batch_size)
 
 
 def raw_spec(column):
     """The `tf.TensorSpec` of one raw column, batched: `[None]`."""
     dtype = tf.float32 if column.kind == "numeric" else tf.string
     return tf.TensorSpec([None], dtype, name=column.name)
-
-
-def _batches_as_numpy(dataset, batch_size=8192):
-    yield from dataset.batch(batch_size).as_numpy_iterator()
-
-
-def _decode(values):
-    return [v.decode("utf-8", "replace") for v in values]
 
 
 def fit_features(
@@ -68,11 +96,17 @@ def fit_features(
     min_count=2,
     hash_buckets=None,
     max_lengths=None,
+    max_distinct=None,
 ):
     """Fits vocabularies and statistics on `data.splits["train"]`.
 
-    One pass over the train split. Vocabulary files are written to
-    `directory/<feature>.txt` and travel with the export as assets.
+    One streaming pass over the train split's batches
+    (`TabularData.batches`): values are counted in TensorFlow hash tables
+    (C speed, memory bounded by the distinct values), strings split and
+    tokenized by the serving preprocessor's own ops. The other splits are
+    read once too (a malformed row fails before training). Vocabulary
+    files are written to `directory/<feature>.txt` and travel with the
+    export as assets.
 
     Args:
         data: `TabularData`.
@@ -88,42 +122,90 @@ def fit_features(
         max_lengths: optional dict of feature name to the tokens kept for
             multi-valued and text features (default: the 95th percentile of
             the train split, at most 32).
+        max_distinct: int or None. Most distinct values counted per column
+            (`mmzoo.data.vocab.StreamingCounter`; default 4 ×
+            `max_vocabulary_size`): memory is bounded by this, not by the
+            rows. A column with more than half of it seen at least
+            `min_count` times is hashed into `max_vocabulary_size` buckets
+            (a warning names it).
 
     Returns:
         A tuple of `FeatureSpec` in column order.
     """
-    hash_buckets = hash_buckets or {}
+    hash_buckets = dict(hash_buckets or {})
     max_lengths = max_lengths or {}
-    counts = collections.defaultdict(collections.Counter)
+    max_distinct = int(max_distinct or 4 * max_vocabulary_size)
+    counters = {
+        c.name: StreamingCounter(max_distinct, min_count)
+        for c in data.columns
+        if c.kind != "numeric" and c.name not in hash_buckets
+    }
     lengths = collections.defaultdict(list)
     sums = collections.defaultdict(float)
     squares = collections.defaultdict(float)
     finite = collections.defaultdict(int)
+
+    def make_count_batch():
+        # One call per batch does every column's work (a call per column
+        # costs more in Python than the counting); remade when a counter
+        # gives up.
+        active = {n: c for n, c in counters.items() if not c.overflowed}
+
+        @tf.function(reduce_retracing=True)
+        def count_batch(features):
+            sizes, stats = {}, {}
+            for column in data.columns:
+                values = features[column.name]
+                if column.kind == "numeric":
+                    values = tf.cast(values, tf.float64)
+                    ok = tf.math.is_finite(values)
+                    values = tf.where(ok, values, 0.0)
+                    stats[column.name] = tf.stack(
+                        [
+                            tf.reduce_sum(values),
+                            tf.reduce_sum(values * values),
+                            tf.reduce_sum(tf.cast(ok, tf.float64)),
+                        ]
+                    )
+                    continue
+                # The serving preprocessor's own string ops, so the
+                # counted values are the looked-up ones.
+                values = tf.strings.strip(values)
+                if column.kind == "multi_value":
+                    values = text.split_multi_value(values)
+                elif column.kind == "text":
+                    values = text.tokenize(values)
+                if column.kind in ("multi_value", "text"):
+                    stats[column.name] = values.row_lengths()
+                if column.name in active:
+                    sizes[column.name] = active[column.name].add(values)
+            return sizes, stats
+
+        return count_batch
+
+    count_batch = make_count_batch()
     num_rows = 0
-    for features, _ in _batches_as_numpy(data.splits["train"]):
-        num_rows += len(next(iter(features.values())))
+    for features, labels in data.batches("train", FIT_BATCH):
+        num_rows += int(tf.shape(labels)[0])
+        sizes, stats = count_batch(features)
+        if any(counters[n].check(size) for n, size in sizes.items()):
+            count_batch = make_count_batch()
         for column in data.columns:
-            values = features[column.name]
             if column.kind == "numeric":
-                ok = values[np.isfinite(values)].astype(np.float64)
-                sums[column.name] += float(ok.sum())
-                squares[column.name] += float((ok**2).sum())
-                finite[column.name] += len(ok)
-            elif column.kind == "categorical":
-                if column.name not in hash_buckets:
-                    counts[column.name].update(_decode(values))
+                total, total_squares, count = stats[column.name].numpy()
+                sums[column.name] += float(total)
+                squares[column.name] += float(total_squares)
+                finite[column.name] += int(count)
             elif column.kind in ("multi_value", "text"):
-                split = (
-                    (lambda s: [p for p in s.split("|") if p])
-                    if column.kind == "multi_value"
-                    else text.tokenize_py
-                )
-                for value in _decode(values):
-                    tokens = split(value)
-                    lengths[column.name].append(len(tokens))
-                    counts[column.name].update(tokens)
+                lengths[column.name].append(stats[column.name].numpy())
     if num_rows == 0:
         raise ValueError(f"{data.name}: the train split is empty")
+    # The other splits are read too, so a malformed row anywhere fails now
+    # (naming its file and line), not in the evaluation after training.
+    for split in data.splits:
+        if split != "train":
+            for _ in data.batches(split, FIT_BATCH):
+                pass
     os.makedirs(directory, exist_ok=True)
     specs = []
     for column in data.columns:
@@ -135,13 +217,22 @@ def fit_features(
             std = math.sqrt(var) if var > 1e-12 else 1.0
             specs.append(FeatureSpec(name, "numeric", mean=mean, std=std))
             continue
+        if name in counters and counters[name].overflowed:
+            # Too many frequent values to count within the bound: hashed.
+            hash_buckets[name] = max_vocabulary_size
+            logging.getLogger(__name__).warning(
+                "%s: column %s has more than %d distinct values seen at "
+                "least %d times; hashing it into %d buckets",
+                data.name, name, max_distinct // 2, min_count,
+                max_vocabulary_size,
+            )  # fmt: skip
         if name in hash_buckets:
             specs.append(
                 FeatureSpec(name, column.kind, hash_buckets=hash_buckets[name])
             )
             continue
         tokens = write_vocabulary(
-            counts[name],
+            counters[name].counts(),
             os.path.join(directory, f"{name}.txt"),
             max_size=max_vocabulary_size,
             min_count=min_count,
@@ -150,7 +241,15 @@ def fit_features(
         if column.kind in ("multi_value", "text"):
             length = max_lengths.get(
                 name,
-                int(min(32, max(1, np.percentile(lengths[name], 95)))),
+                int(
+                    min(
+                        32,
+                        max(
+                            1,
+                            np.percentile(np.concatenate(lengths[name]), 95),
+                        ),
+                    )
+                ),
             )
         specs.append(
             FeatureSpec(
@@ -228,23 +327,40 @@ class TabularPreprocessor(tf.Module):
         return outputs
 
 
-def make_pipeline(
-    dataset, preprocessor, batch_size, shuffle=False, seed=0, repeat=False
-):
-    """Batches raw `(features, label)` examples and preprocesses them.
+def preprocess_batches(batches, preprocessor, cache=None, repeat=False):
+    """Maps raw batches `(features, label)` through `preprocessor`, once
+    per batch, exactly as the serving signature runs it.
 
-    Batching comes before preprocessing so that the vectorized preprocessor
-    runs once per batch, exactly as the serving signature runs it.
+    Args:
+        batches: `tf.data.Dataset` of raw batches (`TabularData.batches`).
+        preprocessor: `TabularPreprocessor`.
+        cache: None or "" (none), `"memory"`, or a file path prefix: the
+            preprocessed batches are kept after the first pass, so later
+            epochs skip reading and parsing (and see the first epoch's
+            batches in the same order: use it for evaluation, or for
+            training when the data fits and order matters less than speed).
+        repeat: bool. Repeat forever.
     """
-    if shuffle:
-        dataset = dataset.shuffle(
-            50_000, seed=seed, reshuffle_each_iteration=True
-        )
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size)
-    dataset = dataset.map(
+    dataset = batches.map(
         lambda features, label: (preprocessor(features), label),
         num_parallel_calls=AUTOTUNE,
     )
+    if cache:
+        dataset = dataset.cache("" if cache == "memory" else cache)
+    if repeat:
+        dataset = dataset.repeat()
     return dataset.prefetch(AUTOTUNE)
+
+
+def make_pipeline(
+    dataset, preprocessor, batch_size, shuffle=False, seed=0, repeat=False
+):
+    """Batches raw unbatched `(features, label)` rows and preprocesses
+    them (`preprocess_batches`); for a whole `TabularData`, use its
+    `batches` (the readers' fast path) with `preprocess_batches`."""
+    data = TabularData("rows", (), {"rows": dataset})
+    return preprocess_batches(
+        data.batches("rows", batch_size, shuffle=shuffle, seed=seed),
+        preprocessor,
+        repeat=repeat,
+    )

@@ -136,3 +136,125 @@ class Vocabulary(tf.Module):
             tf.equal(strings, ""), tf.constant(PAD_ID, tf.int64), ids
         )
         return tf.cast(ids, tf.int32)
+
+
+class StreamingCounter:
+    """Counts strings batch by batch in TensorFlow hash tables (C speed),
+    with memory bounded by the distinct values kept, not by the rows.
+
+    Each `add` counts a batch with `tf.unique_with_counts` over 62-bit
+    fingerprints of the strings (`tf.strings.to_hash_bucket_fast`) and
+    adds the counts into an int64 `DenseHashTable`; a value's string is
+    stored once, when its count reaches `prune_below`. When the table holds
+    more than `max_distinct` values, values seen fewer than `prune_below`
+    times are dropped (lossy counting: a value dropped and seen again
+    later starts from zero, so values rarer than `prune_below` in each
+    stretch between prunes may be undercounted; values at least that
+    frequent are kept). If pruning leaves more than half of
+    `max_distinct`, the column is too varied to count within the bound:
+    `overflowed` becomes True, counting stops and the tables are freed
+    (the caller hashes the column instead). Two strings with the same
+    fingerprint (probability about n²/2⁶³) would be counted as one.
+
+    Args:
+        max_distinct: int. Most distinct values held.
+        prune_below: int. Count under which values are dropped when the
+            table is full (the vocabulary's `min_count` is the natural
+            choice: such values would map to OOV anyway).
+
+    Example:
+    >>> counter = StreamingCounter(1_000_000, 2)
+    >>> counter.update(tf.constant(["a", "b", "a"]))
+    >>> counter.counts()  # {'a': 2, 'b': 1}
+    """
+
+    _EMPTY, _DELETED = -1, -2
+
+    def __init__(self, max_distinct, prune_below=2):
+        self.max_distinct = int(max_distinct)
+        self.prune_below = max(int(prune_below), 1)
+        self.overflowed = False
+        self.table = tf.lookup.experimental.DenseHashTable(
+            tf.int64,
+            tf.int64,
+            default_value=0,
+            empty_key=self._EMPTY,
+            deleted_key=self._DELETED,
+        )
+        self.strings = tf.lookup.experimental.MutableHashTable(
+            tf.int64, tf.string, default_value=""
+        )
+        self._update = tf.function(self.add, reduce_retracing=True)
+
+    def add(self, values):
+        """Adds the counts of the non-empty strings of `values` (any
+        shape, or a `tf.RaggedTensor`) to the table; returns its size.
+        Graph-friendly: several counters may share one `tf.function`; the
+        caller then passes the size to `check`."""
+        if isinstance(values, tf.RaggedTensor):
+            values = values.flat_values
+        values = tf.reshape(values, [-1])
+        values = tf.boolean_mask(values, tf.not_equal(values, ""))
+        fingerprints = tf.strings.to_hash_bucket_fast(values, 2**62)
+        keys, first, counts = tf.unique_with_counts(fingerprints)
+        before = tf.reshape(self.table.lookup(keys), tf.shape(keys))
+        after = before + tf.cast(counts, tf.int64)
+        self.table.insert(keys, after)
+        # A value's string is kept once its count reaches `prune_below`
+        # (values below it never enter a vocabulary), so the many values
+        # seen once cost no string copy.
+        reached = tf.logical_and(
+            before < self.prune_below, after >= self.prune_below
+        )
+        # Any occurrence of a key holds its string: the first one.
+        positions = tf.math.unsorted_segment_min(
+            tf.range(tf.size(first)), first, tf.size(keys)
+        )
+        self.strings.insert(
+            tf.boolean_mask(keys, reached),
+            tf.gather(values, tf.boolean_mask(positions, reached)),
+        )
+        return self.table.size()
+
+    def update(self, values):
+        """Counts the strings of `values` (see `add`) eagerly."""
+        if not self.overflowed:
+            self.check(self._update(values))
+
+    def _export(self):
+        keys, counts = self.table.export()
+        used = keys >= 0
+        return tf.boolean_mask(keys, used), tf.boolean_mask(counts, used)
+
+    def check(self, size):
+        """Prunes (or gives up, `overflowed`) when `size`, the table's
+        size after the last `add`, is over `max_distinct`. Returns True
+        when the counter overflowed just now."""
+        if self.overflowed or int(size) <= self.max_distinct:
+            return False
+        keys, counts = self._export()
+        rare = tf.boolean_mask(keys, counts < self.prune_below)
+        self.table.erase(rare)
+        self.strings.remove(rare)
+        if int(self.table.size()) > self.max_distinct // 2:
+            self.overflowed = True
+            self.table = self.strings = None
+            return True
+        return False
+
+    def counts(self):
+        """Dict of value (str, UTF-8 decoded) to count, for the values
+        seen at least `prune_below` times (the others have no string)."""
+        if self.overflowed:
+            raise ValueError(
+                f"more than {self.max_distinct} distinct values: not counted"
+            )
+        keys, counts = self._export()
+        kept = counts >= self.prune_below
+        keys = tf.boolean_mask(keys, kept)
+        counts = tf.boolean_mask(counts, kept)
+        strings = self.strings.lookup(keys)
+        return {
+            key.decode("utf-8", "replace"): int(count)
+            for key, count in zip(strings.numpy(), counts.numpy(), strict=True)
+        }

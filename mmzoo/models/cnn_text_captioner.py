@@ -30,7 +30,7 @@ from mmzoo.models.captioner_parts import (
     build_captioner,
     fusion_decoder,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,7 @@ VARIANTS = {
     CNNTextCaptionerConfig,
     variants=VARIANTS,
     problem="captioning",
-    datasets=("synthetic", "flickr8k", "image-text-pairs"),
+    datasets=("synthetic", "flickr8k", "image-text-pairs", TFDS_DATASET),
     description=(
         "Seed 000's captioner: CNN image feature V and an LSTM encoding X of "
         "the caption so far, Z = W[X; V] + b (or any fusion), softmax over "

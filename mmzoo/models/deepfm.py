@@ -14,7 +14,7 @@ from mmzoo.layers.interactions import (
     SumLogits,
 )
 from mmzoo.metrics.ctr import example_logloss  # noqa: F401 (registers it)
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 from mmzoo.specs import FEATURE_KINDS, FeatureSpec, model_inputs  # noqa: F401
 from mmzoo.training_config import TrainingConfig
 
@@ -57,6 +57,16 @@ class DeepFMConfig(TrainingConfig):
             FM.
         task: str. `binary` (sigmoid output `probability`) or `regression`
             (linear output `prediction`).
+        min_count: int. Categorical values seen fewer times in the train
+            split map to the OOV id (BARS uses 10 on Criteo). Defaults to 2.
+        max_vocabulary_size: int. Most values kept per column; a column
+            with too many frequent values to count is hashed into this
+            many buckets (`mmzoo.data.tabular.fit_features`).
+        shuffle_buffer: int. Rows in the training shuffle buffer (memory:
+            about one raw line or row each). Defaults to 100,000.
+        cache: str. `""` (read and parse every epoch), `"memory"`, or a
+            file path prefix: keep the preprocessed batches after the
+            first pass (`mmzoo.tasks.ctr.CTRTask.pipeline`).
     """
 
     features: tuple = dataclasses.field(default_factory=_default_features)
@@ -69,6 +79,10 @@ class DeepFMConfig(TrainingConfig):
     use_fm: bool = True
     use_deep: bool = True
     task: str = "binary"
+    min_count: int = 2
+    max_vocabulary_size: int = 100_000
+    shuffle_buffer: int = 100_000
+    cache: str = ""
 
     def __post_init__(self):
         super().__post_init__()
@@ -175,7 +189,7 @@ def _embed_one(feature, inputs, dim, regularizer, prefix):
     variants=VARIANTS,
     problem="ctr",
     inputs=lambda config: config.features,
-    datasets=("synthetic", "criteo", "movielens-100k"),
+    datasets=("synthetic", "criteo", "movielens-100k", TFDS_DATASET),
     description=(
         "DeepFM (Guo et al., IJCAI 2017): linear + FM + deep tower over "
         "shared field embeddings of categorical, numeric, multi-valued and "

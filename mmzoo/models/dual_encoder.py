@@ -30,7 +30,7 @@ import keras
 from mmzoo import encoders
 from mmzoo.heads.retrieval import CONTRASTIVE_LOSSES
 from mmzoo.layers.contrastive import ContrastiveLogits, L2Normalize
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 from mmzoo.specs import ImageSpec, TextSpec, spec_from_dict
 from mmzoo.training_config import TrainingConfig
 
@@ -257,7 +257,7 @@ def _text_tower(config, spec):
     DualEncoderConfig,
     variants=VARIANTS,
     problem="retrieval",
-    datasets=("synthetic", "image-text-pairs", "flickr8k"),
+    datasets=("synthetic", "image-text-pairs", "flickr8k", TFDS_DATASET),
     description=(
         "image and text towers projected to one unit-length space; "
         "symmetric InfoNCE (CLIP) or sigmoid (SigLIP) loss; serves "

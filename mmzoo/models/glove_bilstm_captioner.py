@@ -53,7 +53,7 @@ from mmzoo.models.captioner_parts import (
     caption_inputs,
     fusion_decoder,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +169,7 @@ def glove_embedding_weights(config, initial):
     GloveBiLSTMCaptionerConfig,
     variants=VARIANTS,
     problem="captioning",
-    datasets=("synthetic", "flickr8k", "image-text-pairs"),
+    datasets=("synthetic", "flickr8k", "image-text-pairs", TFDS_DATASET),
     description=(
         "Seed 001's captioner: ResNet-50 features and GloVe word vectors "
         "aligned by element-wise max, forward and backward LSTM language "

@@ -42,7 +42,7 @@ from mmzoo.models.multimodal import (
     MultimodalClassifierConfig,
     build_multimodal_classifier,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 # Input names: also `tf.data` keys and serving keys.
 IMAGE = "image"
@@ -106,7 +106,7 @@ VARIANTS = {"tiny": TINY, "base": {}}
     ImageTextMultitaskConfig,
     variants=VARIANTS,
     problem="classification",
-    datasets=("synthetic", "image-text-labels"),
+    datasets=("synthetic", "image-text-labels", TFDS_DATASET),
     synthetic="shapes_reference",
     description=(
         "Image + text multitask: CNN encoder-decoder and LSTM branches, "

@@ -41,7 +41,7 @@ from mmzoo.models.multimodal import (  # noqa: F401 (re-exported)
     output_losses,
     output_names,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 # Input names: also `tf.data` keys and serving keys.
 IMAGE = "image"
@@ -72,7 +72,7 @@ VARIANTS = {"tiny": dict(TINY), "base": {}}
     LSTNetDiagnosisConfig,
     variants=VARIANTS,
     problem="classification",
-    datasets=("synthetic", "image-report"),
+    datasets=("synthetic", "image-report", TFDS_DATASET),
     description=(
         "LSTNet-style multi-label diagnosis from an image and its report: "
         "CNN/ResNet/EfficientNet/ViT and (Bi)LSTM branches, any fusion at "

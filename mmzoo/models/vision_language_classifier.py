@@ -41,7 +41,7 @@ from mmzoo.models.multimodal import (
     MultimodalClassifierConfig,
     build_multimodal_classifier,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 # Input names: also `tf.data` keys and serving keys.
 IMAGE = "image"
@@ -120,7 +120,7 @@ VARIANTS = {"tiny": TINY, "base": {}}
     VisionLanguageClassifierConfig,
     variants=VARIANTS,
     problem="classification",
-    datasets=("synthetic", "image-text-labels"),
+    datasets=("synthetic", "image-text-labels", TFDS_DATASET),
     synthetic="shapes_reference",
     description=(
         "ViT + BERT with cross-modal (co-)attention, or any fusion or "

@@ -42,7 +42,7 @@ from mmzoo.models.captioner_parts import (
     CaptionerConfig,
     build_captioner,
 )
-from mmzoo.registry import register_model
+from mmzoo.registry import TFDS_DATASET, register_model
 
 __all__ = [
     "CAPTION_DECODER",
@@ -242,7 +242,7 @@ class AttentionLSTMDecoder(keras.layers.Layer):
     ViTLSTMCaptionerConfig,
     variants=VARIANTS,
     problem="captioning",
-    datasets=("synthetic", "flickr8k", "image-text-pairs"),
+    datasets=("synthetic", "flickr8k", "image-text-pairs", TFDS_DATASET),
     description=(
         "Show, Attend and Tell: a shared image encoder (keras-hub ViT by "
         "default) + LSTM decoder with soft attention over the image "

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from mmzoo.registry import TFDS_DATASET, TFDS_PREFIX
+
 SERVING_DEFAULT = "serving_default"
 
 
@@ -120,7 +122,23 @@ class Task:
 
     def check_dataset(self, dataset, data_dir, needs_dir=True):
         """Raises `ValueError` for a dataset this model does not read, or a
-        file dataset without `--data-dir`."""
+        file dataset without `--data-dir`.
+
+        `tfds:NAME` (a TensorFlow Datasets builder, `mmzoo.data.tfds`) is
+        accepted when the model lists `TFDS_DATASET`; its `--data-dir` (the
+        TFDS `data_dir`) is optional.
+        """
+        if str(dataset).startswith(TFDS_PREFIX):
+            if TFDS_DATASET not in self.entry.datasets:
+                raise ValueError(
+                    f"{self.model}: TensorFlow Datasets builders "
+                    f"('{dataset}') have no mapping to this model's inputs; "
+                    f"valid datasets: {', '.join(self.datasets)}"
+                )
+            from mmzoo.data import tfds
+
+            tfds.parse(dataset)  # a malformed name fails here
+            return
         if dataset not in self.datasets:
             raise ValueError(
                 f"{self.model}: unknown dataset '{dataset}'; valid: "

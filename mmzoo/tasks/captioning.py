@@ -2,11 +2,13 @@
 
 Datasets: `synthetic` (shape scenes written in the `flickr8k` layout and
 read back by the same reader as a user's folder), `flickr8k` (`Images/` +
-`captions.txt` or `Flickr8k.token.txt`) and `image-text-pairs` (`x.jpg` +
-`x.txt`), plus `dummy` (random pictures and words, for the contract
-tests). Images, not captions, are split 80/10/10 by seed; every caption
-of a training image is a training example, and every caption of an
-evaluated image is a reference.
+`captions.txt` or `Flickr8k.token.txt`), `image-text-pairs` (`x.jpg` +
+`x.txt`) and `tfds:NAME` (a TensorFlow Datasets builder with an image and
+captions, e.g. `tfds:coco_captions[:2000]`, written as image-text pairs:
+`mmzoo.data.tfds`), plus `dummy` (random pictures and words, for the
+contract tests). Images, not captions, are split 80/10/10 by seed; every
+caption of a training image is a training example, and every caption of
+an evaluated image is a reference.
 
 Serving: `serving_default` takes `image` (JPEG/PNG bytes `[None]`) and
 returns `caption` (string) and `score` (the caption's log-probability)
@@ -23,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data import caption_pipeline, captions, splits, text
+from mmzoo.data import caption_pipeline, captions, splits, text, tfds
 from mmzoo.data.glove import glove_words
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.synthetic_images import write_synthetic_captions
@@ -321,8 +323,9 @@ class CaptioningTask(Task):
 
 def read_captions(task, config, dataset, data_dir, directory, seed, size):
     """Reads a caption dataset of `task` (`synthetic`, `flickr8k`,
-    `image-text-pairs` or `dummy`) as `CaptionData`; `synthetic` and
-    `dummy` are written under `directory` first, at `size` pixels."""
+    `image-text-pairs`, `tfds:NAME` or `dummy`) as `CaptionData`;
+    `synthetic`, `tfds:NAME` and `dummy` are written under `directory`
+    first (`synthetic` at `size` pixels)."""
     task.check_dataset(dataset, data_dir)
     if dataset == DUMMY_DATASET:
         return write_dummy_captions(
@@ -340,6 +343,12 @@ def read_captions(task, config, dataset, data_dir, directory, seed, size):
         return captions.read_flickr8k(folder)
     if dataset == "flickr8k":
         return captions.read_flickr8k(data_dir)
+    if tfds.is_tfds(dataset):
+        # Written as image-text pairs, then read like a user's folder; the
+        # layout has no splits, so the builder's are concatenated.
+        data_dir = tfds.materialize(
+            dataset, tfds.IMAGE_TEXT_PAIRS, data_dir, directory, task.model
+        )
     return captions.read_image_text_pairs(data_dir)
 
 

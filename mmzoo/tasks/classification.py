@@ -14,6 +14,9 @@ Datasets (readers return `mmzoo.data.examples.LabeledExamples`):
   per label; `mmzoo.data.image_report`) or `image-text-labels`
   (`index.csv` with `image`, `text`, `label`, optional `target` and
   `split`; `mmzoo.data.image_text_labels`).
+- `tfds:NAME`: a TensorFlow Datasets builder with an `Image` and a
+  `ClassLabel` (or `Sequence(ClassLabel)`) feature, written as an
+  `image-text-labels` folder and read back (`mmzoo.data.tfds`).
 - `dummy`: random values of the model's input specs (contract tests).
 
 Splits come from the dataset's own `split` column when it has one,
@@ -49,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import examples as examples_lib
+from mmzoo.data import tfds
 from mmzoo.data.audio import crop_or_pad, validate_audio_files
 from mmzoo.data.images import validate_image_files
 from mmzoo.data.modalities import Preprocessor, fit_preprocessor
@@ -224,6 +228,13 @@ class ClassificationTask(Task):
                 seed,
                 max([16, *sizes]),
             )
+        if tfds.is_tfds(dataset):
+            # Written in the layout, then read like a user's folder.
+            layout = tfds.IMAGE_TEXT_LABELS
+            folder = tfds.materialize(
+                dataset, layout, data_dir, directory, self.model
+            )
+            return examples_lib.read_labeled(layout, folder)
         return examples_lib.read_labeled(dataset, data_dir)
 
     def prepare(self, config, dataset, data_dir, directory, seed):

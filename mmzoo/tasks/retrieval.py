@@ -4,7 +4,9 @@ similarities and a gallery search served from raw bytes and text.
 Datasets: `synthetic` (shape scenes with 3-5 captions each, written in the
 `flickr8k` layout and read back by the same reader as a user's folder),
 `flickr8k` (`Images/` + `captions.txt` or `Flickr8k.token.txt`),
-`image-text-pairs` (`x.jpg` + `x.txt`, one caption a line) and `dummy`.
+`image-text-pairs` (`x.jpg` + `x.txt`, one caption a line), `tfds:NAME`
+(a TensorFlow Datasets builder with an image and captions, written as
+image-text pairs: `mmzoo.data.tfds`) and `dummy`.
 Images, not captions, are split 80/10/10 by seed. An image with several
 captions is one item with several positives: every (image, caption) pair
 is a training example whose target is the image's index, so that two
