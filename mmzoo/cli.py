@@ -7,6 +7,17 @@ import json
 import os
 import sys
 
+# `--distribute` values (`mmzoo.distribute`, kept here so that `--help`
+# imports no Keras); parameter-server is accepted to explain why not.
+DISTRIBUTE_KINDS = (
+    "mirrored",
+    "multi-worker",
+    "tpu",
+    "data-parallel",
+    "model-parallel",
+    "parameter-server",
+)
+
 
 def _parse_overrides(pairs):
     overrides = {}
@@ -53,6 +64,7 @@ def _cmd_train(args):
         resume=args.resume,
         deterministic=args.deterministic,
         early_stopping=args.early_stopping,
+        distribute=args.distribute,
         # A progress bar on a terminal; one line per epoch in a log file.
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -225,6 +237,20 @@ def build_parser():
         metavar="N",
         help="stop after N epochs without a better validation loss and "
         "keep the best weights (default 0: off)",
+    )
+    train.add_argument(
+        "--distribute",
+        default=None,
+        choices=("none", *DISTRIBUTE_KINDS),
+        metavar="KIND",
+        help="train on several devices or machines (default none). "
+        "TensorFlow: mirrored (this machine's GPUs), multi-worker (the "
+        "machines of the TF_CONFIG environment variable; only the chief "
+        "writes the run folder and the export), tpu (TPU_NAME's TPU or this "
+        "TPU VM's). JAX (KERAS_BACKEND=jax): data-parallel, model-parallel "
+        "(large embedding tables split over the devices). --batch-size is "
+        "the global batch, split over the replicas. parameter-server: not "
+        "supported by Keras 3 (the error names the alternatives)",
     )
     train.add_argument(
         "--export-dir",

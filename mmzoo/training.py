@@ -20,6 +20,9 @@ A run folder survives a kill:
 - `deterministic=True` seeds weights, shuffles and splits and turns on
   TensorFlow's op determinism, so a killed and resumed run ends with the
   weights of an uninterrupted one.
+- `distribute=KIND` trains on several devices or machines
+  (`mmzoo.distribute`); under `multi-worker` only the chief writes the run
+  folder and the export.
 """
 
 import json
@@ -29,7 +32,7 @@ import time
 import keras
 
 from mmzoo import registry
-from mmzoo.training_config import build_for_data
+from mmzoo.distribute import setup as setup_distribution
 
 
 def train(
@@ -49,6 +52,7 @@ def train(
     resume=False,
     deterministic=False,
     early_stopping=0,
+    distribute=None,
 ):
     """Fits `model_name` on `dataset`, evaluates, saves and exports it.
 
@@ -81,6 +85,13 @@ def train(
             improved for this many epochs, and keep the best weights; 0
             trains every epoch (the best weights are still saved to
             `best.weights.h5`).
+        distribute: str or None. Train on several devices or machines:
+            `mirrored`, `multi-worker` or `tpu` (TensorFlow backend),
+            `data-parallel` or `model-parallel` (JAX backend); see
+            `mmzoo.distribute`. `batch_size` is then the global batch,
+            split over the replicas. Under `multi-worker` only the chief
+            writes `run_dir` and the export; the other workers return
+            `run_dir` and `export` None. Defaults to None (one device).
 
     Returns:
         dict with `model`, `dataset`, `metrics` (`val`, `test`), `export`,
@@ -106,32 +117,39 @@ def train(
     }
     if resume and not run_dir:
         raise ValueError("--resume continues a run: name it with --run-dir")
+    # First: a strategy sets TensorFlow up before it runs any op.
+    distribution = setup_distribution(distribute)
     if run_dir is None:
         run_dir = os.path.join(
             logdir,
             model_name,
             time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}",
         )
-    _start_run(run_dir, arguments, resume)
+    if distribution.is_chief:
+        _start_run(run_dir, arguments, resume)
+    # What this process writes: `run_dir`, or another worker's own folder.
+    work_dir = distribution.work_dir(run_dir, resume)
     keras.utils.set_random_seed(seed)
     if deterministic:
         from mmzoo.tasks.base import enable_op_determinism
 
         enable_op_determinism()
     config = registry.get_config(model_name, variant, **overrides)
-    assets_dir = os.path.join(run_dir, "preprocessing")
+    assets_dir = os.path.join(work_dir, "preprocessing")
     prepared = task.prepare(config, dataset, data_dir, assets_dir, seed)
     config = prepared.config
-    model = registry.build(model_name, config=config)
-    task.compile(model, config)
+    with distribution.scope():
+        model = registry.build(model_name, config=config)
+        task.compile(model, config)
     epochs = config.epochs
     batch_size = config.batch_size
+    distribution.check_batches(prepared.splits, batch_size)
     train_data = task.pipeline(
         prepared, "train", batch_size, training=True, seed=seed
     )
     if steps_per_epoch:
         train_data = train_data.repeat()
-    build_for_data(model, train_data)
+    distribution.build_for_data(model, train_data)
     val_data = task.pipeline(prepared, "val", batch_size)
     if variant != "tiny" and not _has_accelerator():
         # Probed on validation data: drawing from the training data would
@@ -142,7 +160,7 @@ def train(
             import sys
 
             print(f"mmzoo: warning: {warning}", file=sys.stderr, flush=True)
-    backup_dir = os.path.join(run_dir, BACKUP_DIR)
+    backup_dir = os.path.join(work_dir, BACKUP_DIR)
     done = _epochs_done(backup_dir) if resume else 0
     if done and not steps_per_epoch:
         # Every iterator Keras makes over the training data draws the next
@@ -152,12 +170,12 @@ def train(
             iter(train_data)
     examples = task.raw_examples(prepared, "test", 8)
     callbacks = [
-        keras.callbacks.TensorBoard(run_dir),
-        _sample_predictions(task, model, prepared, run_dir, examples),
+        keras.callbacks.TensorBoard(work_dir),
+        _sample_predictions(task, model, prepared, work_dir, examples),
         keras.callbacks.BackupAndRestore(backup_dir),
         RandomStateBackup(backup_dir),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, BEST_WEIGHTS),
+            os.path.join(work_dir, BEST_WEIGHTS),
             monitor="val_loss",
             save_best_only=True,
             save_weights_only=True,
@@ -180,10 +198,27 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
+    # Every worker evaluates alike (the metrics are reduced over all of
+    # them); only the chief writes.
     metrics = {
         split: task.evaluate(model, prepared, split, batch_size)
         for split in ("val", "test")
     }
+    reports = task.reports(model, prepared, "test")
+    confusion = task.confusion(model, prepared, "test")
+    embeddings = task.embeddings(model, prepared, "test")
+    result = {
+        "model": model_name,
+        "dataset": dataset,
+        "metrics": metrics,
+        "export": None,
+        "run_dir": run_dir,
+        "keras_model": model,
+        "prepared": prepared,
+    }
+    if not distribution.is_chief:
+        distribution.close()
+        return {**result, "run_dir": None}
     from mmzoo.export.saved_model import config_to_dict
     from mmzoo.tasks import tensorboard
 
@@ -201,21 +236,18 @@ def train(
     _write_text(
         os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=1)
     )
-    for filename, text in task.reports(model, prepared, "test").items():
+    for filename, text in reports.items():
         _write_text(os.path.join(run_dir, filename), text)
-    confusion = task.confusion(model, prepared, "test")
     if confusion is not None:
         tensorboard.log_confusion_matrix(run_dir, confusion)
-    embeddings = task.embeddings(model, prepared, "test")
     if embeddings is not None:
         tensorboard.log_embeddings(run_dir, *embeddings)
     # Last: `run.json` marks the run finished (see `load_run`).
     save_run(run_dir, model_name, model, config, examples)
-    export_path = None
     if export_dir:
         from mmzoo.export import export_model
 
-        export_path = export_model(
+        result["export"] = export_model(
             model,
             task,
             config,
@@ -223,15 +255,7 @@ def train(
             export_dir,
             examples=examples,
         )
-    return {
-        "model": model_name,
-        "dataset": dataset,
-        "metrics": metrics,
-        "export": export_path,
-        "run_dir": run_dir,
-        "keras_model": model,
-        "prepared": prepared,
-    }
+    return result
 
 
 BACKUP_DIR = "backup"

@@ -21,3 +21,12 @@ def example_logloss(y_true, y_pred):
     return keras.losses.binary_crossentropy(
         y_true, keras.ops.expand_dims(y_pred, -1)
     )
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+def example_squared_error(y_true, y_pred):
+    """Per-example squared error of `[B]` targets and predictions: the
+    loss of a regression CTR model (`keras.losses.mean_squared_error`
+    averages a `[B]` output over the whole batch, see `example_logloss`)."""
+    y_true = keras.ops.cast(y_true, y_pred.dtype)
+    return keras.ops.square(y_true - y_pred)

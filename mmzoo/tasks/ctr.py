@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from mmzoo.data import ctr, tabular, tfds
-from mmzoo.metrics.ctr import example_logloss
+from mmzoo.metrics.ctr import example_logloss, example_squared_error
 from mmzoo.specs import FeatureSpec
 from mmzoo.tasks.base import DUMMY_DATASET, Prepared, Task, replace_config
 from mmzoo.training_config import compile_model
@@ -91,11 +91,15 @@ class CTRTask(Task):
         return dataset
 
     def compile(self, model, config):
+        # Per-example losses (`[B]` values, not Keras's mean over the last
+        # axis of a `[B]` output, which is already a scalar): Keras scales
+        # only those by 1 / replicas under a tf.distribute strategy, so
+        # the gradients summed over replicas are the global batch's mean.
         if config.task == "binary":
             compile_model(
                 model,
                 config,
-                loss=keras.losses.BinaryCrossentropy(),
+                loss=example_logloss,
                 metrics=[
                     keras.metrics.AUC(name="auc"),
                     keras.metrics.MeanMetricWrapper(
@@ -107,7 +111,7 @@ class CTRTask(Task):
             compile_model(
                 model,
                 config,
-                loss="mse",
+                loss=example_squared_error,
                 metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             )
 
