@@ -219,17 +219,31 @@ def build(name, variant="base", config=None, **overrides):
         **overrides: config fields to set; unknown keys raise `ValueError`.
 
     Returns:
-        An uncompiled Functional `keras.Model`.
+        An uncompiled Functional `keras.Model`. Its layers are built under
+        the config's `dtype_policy` (`mmzoo.training_config`), set as
+        Keras' global policy for the build only and restored afterwards;
+        each layer keeps its policy, also through `.keras` save and load.
 
     Example:
     >>> model = mmzoo.build("deepfm", variant="tiny", embedding_dim=8)
+    >>> mixed = mmzoo.build("deepfm", "tiny", dtype_policy="mixed_bfloat16")
     """
     entry = get_entry(name)
     if config is None:
         config = get_config(name, variant, **overrides)
     elif overrides:
         raise ValueError(f"{name}: pass either config or overrides, not both")
-    return entry.builder(config)
+    policy = getattr(config, "dtype_policy", None)
+    if policy is None:
+        return entry.builder(config)
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return entry.builder(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _freeze(value):

@@ -1,10 +1,11 @@
 """Training settings every model config carries, set per variant.
 
-Optimizer, learning rate, epochs and batch size live in one place: the
-fields below, which each model config inherits and each variant of
-`VARIANTS` may set (`tiny` sizes them for a CPU, `base` for the reference
-run). `mmzoo train --epochs/--batch-size/--set learning_rate=...` override
-them like any other config value.
+Optimizer, learning rate, epochs, batch size and dtype policy live in one
+place: the fields below, which each model config inherits and each variant
+of `VARIANTS` may set (`tiny` sizes them for a CPU, `base` for the
+reference run). `mmzoo train --epochs/--batch-size/--set learning_rate=...`
+(`--set dtype_policy=mixed_bfloat16`) override them like any other config
+value.
 """
 
 import dataclasses
@@ -12,6 +13,9 @@ import dataclasses
 import keras
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+"""Keras dtype policies a model may be built under (`dtype_policy`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,12 @@ class TrainingConfig:
         epochs: int. Epochs of `mmzoo train` (and of the main job for the
             `tiny` variant). Defaults to 10.
         batch_size: int. Examples per training step. Defaults to 32.
+        dtype_policy: str. Keras dtype policy the model is built under:
+            `float32`, `mixed_bfloat16` or `mixed_float16` (layers compute
+            in 16 bits and keep float32 weights; `mixed_float16` also
+            wraps the optimizer in a `LossScaleOptimizer` at `compile`).
+            The model's outputs stay float32 and so does its export.
+            Defaults to `float32`.
     """
 
     optimizer: str = "adam"
@@ -36,12 +46,18 @@ class TrainingConfig:
     global_clipnorm: float = 0.0
     epochs: int = 10
     batch_size: int = 32
+    dtype_policy: str = "float32"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"{type(self).__name__}: unknown optimizer "
                 f"{self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+            )
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise ValueError(
+                f"{type(self).__name__}: unknown dtype_policy "
+                f"{self.dtype_policy!r}; valid: {', '.join(DTYPE_POLICIES)}"
             )
         if self.learning_rate <= 0:
             raise ValueError(
@@ -79,8 +95,20 @@ def compile_model(model, config, **compile_kwargs):
     tiny model the first `fit` step is mostly tracing, so building first
     halves it (the tiny captioner's one-epoch `fit`: 22.6 s -> 11.4 s).
     Compile again after changing which layers are trainable.
+
+    Under `dtype_policy="mixed_float16"` the optimizer is a
+    `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling, so small
+    float16 gradients do not flush to zero). Keras wraps it at `compile`
+    for a model built under that global policy; this wraps it from the
+    config, so that a model reloaded from a `.keras` file (whose own
+    policy is the global one at load) gets it too.
     """
-    model.compile(optimizer=make_optimizer(config), **compile_kwargs)
+    optimizer = make_optimizer(config)
+    if getattr(config, "dtype_policy", "float32") == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            optimizer, name="loss_scale_optimizer"
+        )
+    model.compile(optimizer=optimizer, **compile_kwargs)
     model.optimizer.build(model.trainable_variables)
 
 

@@ -182,7 +182,13 @@ def build_audio_encoder(
             f"{', '.join(AUDIO_ENCODERS)}"
         )
     waveform = keras.Input((int(num_samples),), name="waveform")
-    samples, present = NaNMask(1, name="missing")(waveform)
+    # The log-mel front end, up to its normalization, computes in float32
+    # whatever the dtype policy (the layers after it take the policy's):
+    # in 16 bits the loud bands' rounding noise buries the quiet ones (a
+    # 440 Hz tone's silent mel bands read -35 dB in bfloat16, -60 dB in
+    # float16, -90 dB in float32).
+    front_end = {"dtype": "float32"}
+    samples, present = NaNMask(1, name="missing", **front_end)(waveform)
     mel = keras.layers.MelSpectrogram(
         fft_length=int(fft_length),
         sequence_stride=int(stride),
@@ -193,10 +199,11 @@ def build_audio_encoder(
         # on the other rows of its request.
         power_to_db=False,
         name="mel",
+        **front_end,
     )(samples)  # [B, mels, frames], power
-    mel = Decibels(name="log_mel")(mel)
-    x = keras.layers.Permute((2, 1), name="time_major")(mel)
-    x = keras.layers.BatchNormalization(name="mel_norm")(x)
+    mel = Decibels(name="log_mel", **front_end)(mel)
+    x = keras.layers.Permute((2, 1), name="time_major", **front_end)(mel)
+    x = keras.layers.BatchNormalization(name="mel_norm", **front_end)(x)
     if kind == "cnn":
         x = keras.layers.Reshape((*x.shape[1:], 1), name="as_image")(x)
         for index, width in enumerate(filters):

@@ -76,10 +76,12 @@ def build_sensor_encoder(spec, units=64, name="sensor_encoder"):
     """
     dimension = int(spec.dimension)
     readings = keras.Input((dimension,), name="readings")
-    values, present = NaNMask(2, name="missing")(readings)
+    # Raw readings are standardized in float32 whatever the dtype policy
+    # (bfloat16 would round a reading of 1000.3 to 1000).
+    values, present = NaNMask(2, dtype="float32", name="missing")(readings)
     mean = spec.mean or (0.0,) * dimension
     std = spec.std or (1.0,) * dimension
-    scaled = Standardize(mean, std, name="standardize")(values)
+    scaled = Standardize(mean, std, dtype="float32", name="standardize")(values)
     flags, row = PresentRow(name="present")(present)
     # A missing reading: 0 after standardizing, and its flag 0.
     scaled = keras.layers.Multiply(name="zero_missing")([scaled, flags])

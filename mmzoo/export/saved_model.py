@@ -119,6 +119,24 @@ def answer_empty_batches(serve, raw, signature):
     return tf.cond(size > 0, run, empty)
 
 
+def float32_outputs(outputs):
+    """Casts the 16-bit floating tensors of a dict of outputs to float32.
+
+    Models built under a mixed dtype policy (`dtype_policy`) keep their
+    outputs float32, but a signature may also serve an inner layer's
+    tensor; every export serves full precision whatever the policy. Other
+    dtypes (ids, strings, float32) pass through.
+    """
+    import tensorflow as tf
+
+    def cast(tensor):
+        if getattr(tensor, "dtype", None) in (tf.float16, tf.bfloat16):
+            return tf.cast(tensor, tf.float32)
+        return tensor
+
+    return {key: cast(value) for key, value in outputs.items()}
+
+
 def _model_input_signature(model):
     """`tf.TensorSpec`s of the Keras model's own (preprocessed) inputs."""
     import tensorflow as tf
@@ -132,6 +150,8 @@ def _model_input_signature(model):
 
 
 def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
+    """The `ExportArchive` of the task's endpoints, and a dict of signature
+    name to its traced `tf.function` (what the export serves)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(preprocessor)
@@ -143,16 +163,19 @@ def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
         def function(raw):
             raw = check_batch_sizes(raw, signature)
             return answer_empty_batches(
-                lambda r: endpoint.serve(model, preprocessor, r),
+                lambda r: float32_outputs(
+                    endpoint.serve(model, preprocessor, r)
+                ),
                 raw,
                 signature,
             )
 
         return function
 
+    functions = {}
     for name, endpoint in task.endpoints(config, preprocessor).items():
         signature = task.endpoint_signature(config, endpoint)
-        archive.add_endpoint(
+        functions[name] = archive.add_endpoint(
             name,
             endpoint_function(endpoint, signature),
             input_signature=[signature],
@@ -166,7 +189,7 @@ def _build_archive(model, task, config, preprocessor, tpu_function_alias=None):
             lambda inputs: model(inputs, training=False),
             input_signature=[_model_input_signature(model)],
         )
-    return archive
+    return archive, functions
 
 
 def signature_inputs(task, config, preprocessor=None):
@@ -235,7 +258,7 @@ def export_model(
         attach(model, preprocessor, gallery, top_k=top_k)
     model_dir = os.path.join(export_dir, name)
     os.makedirs(model_dir, exist_ok=True)
-    archive = _build_archive(
+    archive, functions = _build_archive(
         model, task, config, preprocessor, tpu_function_alias
     )
     tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=model_dir)
@@ -271,7 +294,19 @@ def export_model(
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(metadata, f, indent=2)
         if examples is not None:
-            record_examples(staged, model, task, config, preprocessor, examples)
+            # Under a mixed dtype policy, graph and eager runs round
+            # differently (a fused kernel rounds once), so the outputs to
+            # replay are the exported functions' own.
+            mixed = getattr(config, "dtype_policy", "float32") != "float32"
+            record_examples(
+                staged,
+                model,
+                task,
+                config,
+                preprocessor,
+                examples,
+                functions=functions if mixed else None,
+            )
         if examples is not None and warmup:
             from mmzoo.export.warmup import write_warmup_requests
 
@@ -311,9 +346,18 @@ def endpoint_examples(task, config, preprocessor, examples):
     return merged
 
 
-def record_examples(version_dir, model, task, config, preprocessor, examples):
+def record_examples(
+    version_dir, model, task, config, preprocessor, examples, functions=None
+):
     """Runs every signature's function eagerly on `examples` (the inputs
-    it takes) and records inputs and outputs for `mmzoo verify`."""
+    it takes) and records inputs and outputs for `mmzoo verify`.
+
+    `functions` (signature name to the exported `tf.function`, as
+    `_build_archive` returns them) records those functions' outputs
+    instead: for a model built under a mixed dtype policy, whose eager
+    outputs differ from its graph's by 16-bit rounding (about 1e-3), and
+    whose arg-max outputs (labels, captions) may flip on near ties.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -328,7 +372,10 @@ def record_examples(version_dir, model, task, config, preprocessor, examples):
             for k, v in endpoint.inputs_from(examples, signature).items()
         }
         raw = {k: tf.constant(v) for k, v in taken.items()}
-        outputs = endpoint.serve(model, preprocessor, raw)
+        if functions is not None:
+            outputs = functions[key](raw)
+        else:
+            outputs = float32_outputs(endpoint.serve(model, preprocessor, raw))
         recorded[key] = (taken, {k: np.asarray(v) for k, v in outputs.items()})
     write_examples(version_dir, recorded)
 

@@ -199,7 +199,8 @@ def _start(layers, images, steps, repeat=1):
         pooled = keras.ops.repeat(pooled, repeat, axis=0)
     keys = layers.decoder.attention_keys(regions)
     state = layers.decoder.initial_state(pooled)
-    zeros = keras.ops.zeros_like(pooled[:, 0])
+    # Scores add float32 log-probabilities, whatever the encoder's dtype.
+    zeros = keras.ops.zeros_like(pooled[:, 0], dtype="float32")
     row_ids = keras.ops.cast(zeros, "int32")
     ids = keras.ops.expand_dims(row_ids, 1) + keras.ops.zeros(
         (1, steps), "int32"

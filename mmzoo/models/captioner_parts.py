@@ -248,7 +248,11 @@ def build_captioner(config, make_decoder, name):
     outputs = keras.layers.Dropout(config.dropout, name="output_dropout")(
         outputs
     )
-    logits = keras.layers.Dense(config.vocabulary_size, name=LOGITS)(outputs)
+    # float32 logits (under a mixed dtype policy too): the loss and the
+    # decoders' log-softmax read them.
+    logits = keras.layers.Dense(
+        config.vocabulary_size, dtype="float32", name=LOGITS
+    )(outputs)
     return keras.Model(
         {IMAGE_INPUT: image, TOKEN_INPUT: token_ids}, logits, name=name
     )
@@ -354,17 +358,20 @@ class FusionLSTMDecoder(keras.layers.Layer):
         self.fuse_at = fuse_at
         self.fusion_units = fusion_units
         self.beam_width = beam_width
+        # Sublayers take this layer's dtype policy, so that a model built
+        # under a mixed policy keeps it when loaded under another.
+        policy = {"dtype": self.dtype_policy}
         self.image_projection = keras.layers.Dense(
-            image_units, activation="relu", name="image_projection"
+            image_units, activation="relu", name="image_projection", **policy
         )
         options = {} if fusion == "concat" else {"units": fusion_units}
-        self.fusion = get_fusion(fusion, name="fusion", **options)
+        self.fusion = get_fusion(fusion, name="fusion", **options, **policy)
         self.output_projection = (
-            keras.layers.Dense(fusion_units, name="output_projection")
+            keras.layers.Dense(fusion_units, name="output_projection", **policy)
             if fuse_at == "merge"
             else None
         )
-        self.cell = keras.layers.LSTMCell(units, name="lstm_cell")
+        self.cell = keras.layers.LSTMCell(units, name="lstm_cell", **policy)
 
     def build(self, embeddings_shape, regions_shape, pooled_shape):
         self.image_projection.build((None, regions_shape[-1]))

@@ -153,6 +153,9 @@ def _embed_fields(features, inputs, dim, regularizer, prefix):
                 [f.mean for f in numeric],
                 [f.std for f in numeric],
                 dim,
+                # Raw values are standardized in float32 under a mixed
+                # policy too: bfloat16 holds 1995 as 1992.
+                dtype="float32",
                 name=f"{prefix}_numeric",
             )([inputs[f.name] for f in numeric])
         )

@@ -236,7 +236,7 @@ def _image_tower(config, spec):
     projected = keras.layers.Dense(
         config.projection_dim, use_bias=False, name="image_projection"
     )(pooled)
-    unit = L2Normalize(name="image_normalize")(projected)
+    unit = L2Normalize(dtype="float32", name="image_normalize")(projected)
     return keras.Model(pixels, unit, name=IMAGE_TOWER)
 
 
@@ -248,7 +248,7 @@ def _text_tower(config, spec):
     projected = keras.layers.Dense(
         config.projection_dim, use_bias=False, name="text_projection"
     )(pooled)
-    unit = L2Normalize(name="text_normalize")(projected)
+    unit = L2Normalize(dtype="float32", name="text_normalize")(projected)
     return keras.Model(token_ids, unit, name=TEXT_TOWER)
 
 
@@ -300,15 +300,16 @@ def build_dual_encoder(config: DualEncoderConfig) -> keras.Model:
         max_scale=config.max_logit_scale,
         use_bias=siglip,
         initial_bias=config.initial_bias,
+        dtype="float32",
         name=LOGITS,
     )([image_embedding, text_embedding])
     outputs = {
-        IMAGE_EMBEDDING: keras.layers.Identity(name=IMAGE_EMBEDDING)(
-            image_embedding
-        ),
-        TEXT_EMBEDDING: keras.layers.Identity(name=TEXT_EMBEDDING)(
-            text_embedding
-        ),
+        IMAGE_EMBEDDING: keras.layers.Identity(
+            dtype="float32", name=IMAGE_EMBEDDING
+        )(image_embedding),
+        TEXT_EMBEDDING: keras.layers.Identity(
+            dtype="float32", name=TEXT_EMBEDDING
+        )(text_embedding),
         LOGITS: logits,
     }
     return keras.Model(

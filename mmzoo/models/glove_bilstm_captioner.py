@@ -217,7 +217,7 @@ def build_glove_bilstm_captioner(
             hidden
         )
         outputs[logits] = keras.layers.Dense(
-            config.vocabulary_size, name=logits
+            config.vocabulary_size, dtype="float32", name=logits
         )(hidden)
     model = keras.Model(
         {

@@ -137,21 +137,29 @@ class AttentionLSTMDecoder(keras.layers.Layer):
         self.units = units
         self.attention_units = attention_units
         self.beam_width = beam_width
+        # Sublayers take this layer's dtype policy, so that a model built
+        # under a mixed policy keeps it when loaded under another.
+        policy = {"dtype": self.dtype_policy}
         self.init_h = keras.layers.Dense(
-            units, activation="tanh", name="init_h"
+            units, activation="tanh", name="init_h", **policy
         )
         self.init_c = keras.layers.Dense(
-            units, activation="tanh", name="init_c"
+            units, activation="tanh", name="init_c", **policy
         )
         self.attention_regions = keras.layers.Dense(
-            attention_units, name="attention_regions"
+            attention_units, name="attention_regions", **policy
         )
         self.attention_hidden = keras.layers.Dense(
-            attention_units, use_bias=False, name="attention_hidden"
+            attention_units,
+            use_bias=False,
+            name="attention_hidden",
+            **policy,
         )
-        self.attention_score = keras.layers.Dense(1, name="attention_score")
+        self.attention_score = keras.layers.Dense(
+            1, name="attention_score", **policy
+        )
         self.context_gate = None
-        self.cell = keras.layers.LSTMCell(units, name="lstm_cell")
+        self.cell = keras.layers.LSTMCell(units, name="lstm_cell", **policy)
 
     def build(self, embeddings_shape, regions_shape, pooled_shape):
         depth = regions_shape[-1]
@@ -161,7 +169,10 @@ class AttentionLSTMDecoder(keras.layers.Layer):
         self.attention_hidden.build((None, self.units))
         self.attention_score.build((None, None, self.attention_units))
         self.context_gate = keras.layers.Dense(
-            depth, activation="sigmoid", name="context_gate"
+            depth,
+            activation="sigmoid",
+            name="context_gate",
+            dtype=self.dtype_policy,
         )
         self.context_gate.build((None, self.units))
         self.cell.build((None, embeddings_shape[-1] + depth))
