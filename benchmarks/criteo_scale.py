@@ -164,9 +164,12 @@ def measure(path, rows, variant, batch_size, fit_steps, pipeline_rows):
         warmup = 10
 
         class Clock(keras.callbacks.Callback):
+            # With `steps_per_execution` N, Keras reports every N-th step:
+            # the clock starts at the first report after the warm-up.
             def on_train_batch_end(self, batch, logs=None):
-                if batch == warmup - 1:
+                if not hasattr(self, "start") and batch >= warmup - 1:
                     self.start = time.perf_counter()
+                    self.timed = warmup + fit_steps - (batch + 1)
 
             def on_train_end(self, logs=None):
                 self.seconds = time.perf_counter() - self.start
@@ -181,7 +184,7 @@ def measure(path, rows, variant, batch_size, fit_steps, pipeline_rows):
             callbacks=[clock],
             verbose=0,
         )
-        out["fit_rows_per_s"] = _rate(fit_steps * batch_size, clock.seconds)
+        out["fit_rows_per_s"] = _rate(clock.timed * batch_size, clock.seconds)
 
         batches = [
             ({k: v.numpy() for k, v in x.items()}, y.numpy())

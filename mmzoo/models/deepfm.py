@@ -114,7 +114,16 @@ VARIANTS = {
         "epochs": 3,
         "batch_size": 64,
     },
-    "base": {"epochs": 3, "batch_size": 256},
+    # A base step is ~5 ms on 2 CPU cores: Keras Adam's kernels were a
+    # quarter of it and Keras's per-step Python another tenth; a fused
+    # Adam and 16 steps per call of the train function cut both
+    # (benchmarks/deepfm_profile.py).
+    "base": {
+        "epochs": 3,
+        "batch_size": 256,
+        "optimizer": "fused_adam",
+        "steps_per_execution": 16,
+    },
 }
 
 
