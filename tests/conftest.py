@@ -39,6 +39,8 @@ LONGEST_FIRST = (
     "tests/test_av_end_to_end.py",  # ~60 (prepare, train, serve)
     "tests/test_resume.py",  # ~60 (three CLI trainings, one SIGKILLed)
     "tests/test_distribute.py",  # ~70 (mirrored, two workers, JAX)
+    "tests/test_mixed_precision.py",  # ~85 (every model in bf16)
+    "tests/test_robustness.py",  # ~60 (two trainings, two reports)
     "tests/tasks/test_captioning.py",  # 153
     "tests/tasks/test_image_text_labels_task.py",  # 86
     "tests/test_presets_end_to_end.py",  # 77
