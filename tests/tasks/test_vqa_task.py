@@ -82,7 +82,7 @@ def test_metrics_of_a_short_run(trained):
     assert test["baseline_vqa_accuracy"] < 0.65
 
 
-def test_confusion_matrix_of_the_answers(trained):
+def test_confusion_matrix_of_the_answers(trained, tmp_path):
     # A softmax head over the answers: one K x K matrix of the test split
     # (the 20 most frequent true answers and `(other)` at most).
     run_dir = trained["run_dir"]
@@ -91,7 +91,7 @@ def test_confusion_matrix_of_the_answers(trained):
     task = get_task(name)
     prepared = task.prepare(
         mmzoo.get_config(name, "tiny"), "vqa", trained["data_dir"],
-        os.path.join(run_dir, "..", "again"), 0,
+        str(tmp_path), 0,
     )  # fmt: skip
     prepared.config, prepared.preprocessor = config, preprocessor
     confusion = task.confusion(model, prepared, "test")
