@@ -145,64 +145,51 @@ def fit_features(
     squares = collections.defaultdict(float)
     finite = collections.defaultdict(int)
 
-    def summarize(features, labels):
-        # Per batch, in parallel `tf.data` threads: strings split and
-        # tokenized by the serving preprocessor's own ops (so the counted
-        # values are the looked-up ones), each column's distinct values
-        # and counts, numeric sums, token counts per row.
-        summaries, stats = {}, {}
-        for column in data.columns:
-            values = features[column.name]
-            if column.kind == "numeric":
-                values = tf.cast(values, tf.float64)
-                ok = tf.math.is_finite(values)
-                values = tf.where(ok, values, 0.0)
-                stats[column.name] = tf.stack(
-                    [
-                        tf.reduce_sum(values),
-                        tf.reduce_sum(values * values),
-                        tf.reduce_sum(tf.cast(ok, tf.float64)),
-                    ]
-                )
-                continue
-            values = tf.strings.strip(values)
-            if column.kind == "multi_value":
-                values = text.split_multi_value(values)
-            elif column.kind == "text":
-                values = text.tokenize(values)
-            if column.kind in ("multi_value", "text"):
-                stats[column.name] = values.row_lengths()
-            if column.name in counters:
-                summaries[column.name] = StreamingCounter.summarize(values)
-        return tf.shape(labels)[0], summaries, stats
-
-    def make_add_batch():
-        # One call per batch adds every column's counts (a call per column
-        # costs more in Python than the adding); remade when a counter
+    def make_count_batch():
+        # One call per batch does every column's work (a call per column
+        # costs more in Python than the counting); remade when a counter
         # gives up.
         active = {n: c for n, c in counters.items() if not c.overflowed}
 
         @tf.function(reduce_retracing=True)
-        def add_batch(summaries):
-            return {
-                name: counter.add_summary(*summaries[name])
-                for name, counter in active.items()
-            }
+        def count_batch(features):
+            sizes, stats = {}, {}
+            for column in data.columns:
+                values = features[column.name]
+                if column.kind == "numeric":
+                    values = tf.cast(values, tf.float64)
+                    ok = tf.math.is_finite(values)
+                    values = tf.where(ok, values, 0.0)
+                    stats[column.name] = tf.stack(
+                        [
+                            tf.reduce_sum(values),
+                            tf.reduce_sum(values * values),
+                            tf.reduce_sum(tf.cast(ok, tf.float64)),
+                        ]
+                    )
+                    continue
+                # The serving preprocessor's own string ops, so the
+                # counted values are the looked-up ones.
+                values = tf.strings.strip(values)
+                if column.kind == "multi_value":
+                    values = text.split_multi_value(values)
+                elif column.kind == "text":
+                    values = text.tokenize(values)
+                if column.kind in ("multi_value", "text"):
+                    stats[column.name] = values.row_lengths()
+                if column.name in active:
+                    sizes[column.name] = active[column.name].add(values)
+            return sizes, stats
 
-        return add_batch
+        return count_batch
 
-    add_batch = make_add_batch()
+    count_batch = make_count_batch()
     num_rows = 0
-    summarized = (
-        data.batches("train", FIT_BATCH)
-        .map(summarize, num_parallel_calls=AUTOTUNE)
-        .prefetch(2)
-    )
-    for rows, summaries, stats in summarized:
-        num_rows += int(rows)
-        sizes = add_batch(summaries)
+    for features, labels in data.batches("train", FIT_BATCH):
+        num_rows += int(tf.shape(labels)[0])
+        sizes, stats = count_batch(features)
         if any(counters[n].check(size) for n, size in sizes.items()):
-            add_batch = make_add_batch()
+            count_batch = make_count_batch()
         for column in data.columns:
             if column.kind == "numeric":
                 total, total_squares, count = stats[column.name].numpy()

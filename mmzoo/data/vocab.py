@@ -186,30 +186,19 @@ class StreamingCounter:
         )
         self._update = tf.function(self.add, reduce_retracing=True)
 
-    @staticmethod
-    def summarize(values):
-        """A batch's distinct non-empty strings: `(fingerprints [K],
-        counts [K], strings [K])` of `values` (any shape, or a
-        `tf.RaggedTensor`). Stateless, so it can run in parallel (e.g. in
-        a `tf.data` map) before `add_summary`."""
+    def add(self, values):
+        """Adds the counts of the non-empty strings of `values` (any
+        shape, or a `tf.RaggedTensor`) to the table; returns its size.
+        Graph-friendly: several counters may share one `tf.function`; the
+        caller then passes the size to `check`."""
         if isinstance(values, tf.RaggedTensor):
             values = values.flat_values
         values = tf.reshape(values, [-1])
         values = tf.boolean_mask(values, tf.not_equal(values, ""))
         fingerprints = tf.strings.to_hash_bucket_fast(values, 2**62)
         keys, first, counts = tf.unique_with_counts(fingerprints)
-        # Any occurrence of a key holds its string: take the first.
-        positions = tf.math.unsorted_segment_min(
-            tf.range(tf.size(first)), first, tf.size(keys)
-        )
-        return keys, tf.cast(counts, tf.int64), tf.gather(values, positions)
-
-    def add_summary(self, keys, counts, strings):
-        """Adds a `summarize` result to the tables; returns the number of
-        values held. Graph-friendly: several counters may share one
-        `tf.function`; the caller then passes the size to `check`."""
         before = tf.reshape(self.table.lookup(keys), tf.shape(keys))
-        after = before + counts
+        after = before + tf.cast(counts, tf.int64)
         self.table.insert(keys, after)
         # A value's string is kept once its count reaches `prune_below`
         # (values below it never enter a vocabulary), so the many values
@@ -217,14 +206,15 @@ class StreamingCounter:
         reached = tf.logical_and(
             before < self.prune_below, after >= self.prune_below
         )
+        # Any occurrence of a key holds its string: the first one.
+        positions = tf.math.unsorted_segment_min(
+            tf.range(tf.size(first)), first, tf.size(keys)
+        )
         self.strings.insert(
-            tf.boolean_mask(keys, reached), tf.boolean_mask(strings, reached)
+            tf.boolean_mask(keys, reached),
+            tf.gather(values, tf.boolean_mask(positions, reached)),
         )
         return self.table.size()
-
-    def add(self, values):
-        """`add_summary(*summarize(values))`."""
-        return self.add_summary(*self.summarize(values))
 
     def update(self, values):
         """Counts the strings of `values` (see `add`) eagerly."""
