@@ -5,9 +5,9 @@ TensorFlow about a dozen small kernels per variable (moments, powers,
 square root, division, three assignments), and for an embedding table's
 sparse gradient (`tf.IndexedSlices`) the variable's own update is computed
 over the whole table every step (and a row repeated in a batch has its
-squared gradients summed, not its gradients squared). DeepFM's step on
-the benchmark data has 19 variables: the optimizer's kernels were about a
-third of it (`benchmarks/deepfm.py`).
+squared gradients summed, not its gradients squared). On the CTR
+benchmark's model (19 variables) the optimizer's kernels were a quarter of
+a training step (`benchmarks/`, the step profile).
 
 `Adam` here is `keras.optimizers.Adam` (same arguments, same
 serialization, same arithmetic) whose TensorFlow update is one fused

@@ -24,7 +24,7 @@ command that prepares it on a machine with internet access
 Mapping, by the task of the model (by the builder's feature types, not its
 name, except the CTR columns):
 
-- CTR (`deepfm`): MovieLens ratings builders with user data
+- CTR models: MovieLens ratings builders with user data
   (`movielens/100k-ratings`, `movielens/1m-ratings`) → the columns of the
   `movielens-100k` dataset, in memory (`mmzoo.data.ctr.from_arrays`, no
   files):
@@ -46,19 +46,19 @@ name, except the CTR columns):
   The genre names are TFDS's (`Children`, not GroupLens' `Children's`).
   The builder has only `train`: ratings are split 80/10/10 by `--seed`.
 
-- classification (`lstnet_diagnosis`, `vision_language_classifier`,
-  `image_text_multitask`) → an `image-text-labels` folder (`index.csv` +
+- classification models → an `image-text-labels` folder (`index.csv` +
   images): image = the `Image` feature; label = a `ClassLabel` (single
   label: its class name), else a `Sequence(ClassLabel)` (multi-label: the
   distinct names `\|`-joined, e.g. coco's `objects/label`); text = the
   first caption, else a `Text` feature, else empty
   (`tfds:oxford_flowers102`: image + class, empty text).
-- captioning and retrieval (the three captioners, `dual_encoder`) → an
+- captioning and retrieval models → an
   `image-text-pairs` folder (`x.jpg` + `x.txt`, one caption a line):
   image = the `Image` feature; captions = a sequence of strings whose name
   holds `caption` (coco's `captions/text`), else one caption-named string
   or `Text` feature.
-- `vqa` and `av_monitor` have no mapping and refuse `tfds:`.
+- A model that does not list `tfds:NAME` among its datasets (VQA, audio
+  and video models) has no mapping and refuses `tfds:`.
 
 Choices:
 
@@ -87,7 +87,7 @@ Choices:
   on each prepare.
 
 Example:
->>> data = read_ctr("tfds:movielens/100k-ratings", None, seed=0)
+>>> data = read_ctr("tfds:movielens/100k-ratings", None, 0, "my_ctr_model")
 >>> folder = materialize("tfds:coco_captions[:200]", "image-text-labels",
 ...                      "/data/tfds", "prep", "vision_language_classifier")
 """
@@ -438,7 +438,7 @@ def _mismatch(model, source, builder, layout, needs):
 # ----------------------------------------------------------------- CTR --
 
 
-def read_ctr(dataset, data_dir, seed, model="deepfm"):
+def read_ctr(dataset, data_dir, seed, model):
     """Reads a MovieLens ratings builder as the `movielens-100k` columns.
 
     Args:

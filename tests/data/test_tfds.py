@@ -205,7 +205,7 @@ def test_models_list_tfds_where_a_mapping_exists():
 
 def test_movielens_maps_to_the_movielens_columns():
     with tfds.testing.mock_data(as_dataset_fn=_mocked_ratings):
-        data = tfds_data.read_ctr(MOVIELENS, None, seed=0)
+        data = tfds_data.read_ctr(MOVIELENS, None, 0, "deepfm")
         genres = tfds.builder("movielens/100k-ratings").info.features[
             "movie_genres"
         ]
@@ -232,7 +232,9 @@ def test_movielens_maps_to_the_movielens_columns():
 
 def test_movielens_1m_takes_the_bucketized_age():
     with tfds.testing.mock_data(as_dataset_fn=_mocked_ratings):
-        data = tfds_data.read_ctr("tfds:movielens:1m-ratings", None, seed=0)
+        data = tfds_data.read_ctr(
+            "tfds:movielens:1m-ratings", None, 0, "deepfm"
+        )
     ages = {
         features["user_id"].numpy(): features["age"].numpy()
         for split in data.splits.values()
@@ -397,7 +399,7 @@ def test_a_builder_without_the_features_names_what_is_missing(tmp_path):
             match=r"deepfm: TFDS builder 'coco_captions' has no mapping .*"
             r"needs user_id.*found image \(Image\)",
         ):
-            tfds_data.read_ctr(COCO, None, 0)
+            tfds_data.read_ctr(COCO, None, 0, "deepfm")
         task = registry.get_task("vision_language_classifier")
         with pytest.raises(
             ValueError,
@@ -438,7 +440,7 @@ def test_check_dataset_needs_no_data_dir_but_a_well_formed_name():
 
 def test_data_not_prepared_names_builder_dir_and_command(tmp_path):
     with pytest.raises(ValueError) as error:
-        tfds_data.read_ctr(MOVIELENS, str(tmp_path), 0)
+        tfds_data.read_ctr(MOVIELENS, str(tmp_path), 0, "deepfm")
     message = str(error.value)
     assert "'movielens/100k-ratings' has no prepared data" in message
     assert str(tmp_path) in message
