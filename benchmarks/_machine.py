@@ -1,24 +1,37 @@
 """What every benchmark JSON line records about the run and the machine."""
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import sys
 
+# Versions every header records: JSON key → distribution name.
+PACKAGES = (("tensorflow", "tensorflow"), ("keras", "keras"))
 
-def run_header(name, load_before):
+
+def package_version(name):
+    """The installed version of distribution `name`, or None."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def run_header(name, load_before, packages=PACKAGES):
     """The leading fields of a benchmark's JSON line.
+
+    Versions come from package metadata, so nothing is imported (the GPU
+    machine of `vit_encoder.py` has no TensorFlow).
 
     Args:
         name: str. Benchmark name.
         load_before: float. 1-minute load average when the run started;
             other work on the machine skews the figures, so a reader can
             tell from the load before and after.
+        packages: pairs of (JSON key, distribution name) whose versions
+            are recorded; None for one not installed.
     """
-    # Imported here: the scripts set up their environment before TF loads.
-    import keras
-    import tensorflow as tf
-
     return {
         "benchmark": name,
         "date": datetime.date.today().isoformat(),
@@ -27,8 +40,7 @@ def run_header(name, load_before):
             "cpu_cores": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
+            **{key: package_version(dist) for key, dist in packages},
             "load_average_1m": [
                 round(load_before, 2),
                 round(os.getloadavg()[0], 2),

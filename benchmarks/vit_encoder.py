@@ -37,8 +37,7 @@ one after the other, so each has the GPU's memory to itself and neither
 imports the other; the parent imports neither. No TensorFlow is needed:
 mmzoo's encoder builder and config import none (checked with TensorFlow
 blocked; keras-hub imports it only when installed), and the run header
-is this script's own (`_machine.run_header` imports TensorFlow; the
-fields are the same, versions are read from package metadata).
+(`_machine.run_header`) reads versions from package metadata.
 
 Without a GPU (JAX sees no `gpu` device and `torch.cuda` is unavailable)
 the script prints that it needs one and a JSON line with
@@ -59,16 +58,16 @@ Prints a table, then ONE JSON line with every figure.
 """
 
 import argparse
-import datetime
 import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 import traceback
+
+from _machine import run_header
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -150,44 +149,17 @@ def parse_args(argv=None):
     return args
 
 
-def package_version(name):
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def run_header(name, load_before):
-    """The fields of `_machine.run_header`, without importing TensorFlow
-    (the GPU machine has none): versions come from package metadata."""
-    versions = {
-        key: package_version(dist)
-        for key, dist in (
-            ("tensorflow", "tensorflow"),
-            ("keras", "keras"),
-            ("keras_hub", "keras-hub"),
-            ("jax", "jax"),
-            ("jaxlib", "jaxlib"),
-            ("numpy", "numpy"),
-            ("torch", "torch"),
-            ("timm", "timm"),
-        )
-    }
-    return {
-        "benchmark": name,
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
-        "machine": {
-            "cpu_cores": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            **versions,
-            "load_average_1m": [
-                round(load_before, 2),
-                round(os.getloadavg()[0], 2),
-            ],
-        },
-    }
+# Versions in the run header (`_machine.run_header`, which imports nothing).
+PACKAGES = (
+    ("tensorflow", "tensorflow"),
+    ("keras", "keras"),
+    ("keras_hub", "keras-hub"),
+    ("jax", "jax"),
+    ("jaxlib", "jaxlib"),
+    ("numpy", "numpy"),
+    ("torch", "torch"),
+    ("timm", "timm"),
+)
 
 
 def log(*parts):
@@ -551,7 +523,7 @@ def main(argv=None):
             "configuration instead."
         )
         summary = {
-            **run_header("vit_encoder", load_before),
+            **run_header("vit_encoder", load_before, PACKAGES),
             "skipped": "no GPU",
             "probe": probe,
             "reference": REFERENCE,
@@ -585,7 +557,7 @@ def main(argv=None):
         tm = {"error": "skipped: torch.cuda is unavailable"}
 
     summary = {
-        **run_header("vit_encoder", load_before),
+        **run_header("vit_encoder", load_before, PACKAGES),
         "settings": {
             **settings,
             "classes": NUM_CLASSES,
