@@ -481,26 +481,39 @@ class ClassificationTask(Task):
         metrics.update(self.prediction_metrics(prepared.config, predictions))
         return metrics
 
-    def reports(self, model, prepared, split="test"):
-        """`{"classification_report.txt": text}`: per-class precision,
-        recall, F1 and support on `split` (scikit-learn's layout; arg-max
-        classes for a `softmax` head, labels over 0.5 for `sigmoid`)."""
+    def _classes(self, model, prepared, split):
+        """True and predicted classes of `split`, as `reports` and
+        `confusion` count them: arg-max class ids `[N]` for a `softmax`
+        head, 0/1 per label `[N, K]` (probability over 0.5) for `sigmoid`.
+
+        Returns:
+            `(true, pred, softmax)`.
+        """
         config = prepared.config
         predictions = self.predict(
             model, prepared, split, getattr(config, "batch_size", 64)
         )
         labels = predictions["labels"]
         probabilities = predictions[PROBABILITIES]
-        names = serving_options(config).label_names
         if getattr(config, "head", "sigmoid") == "softmax":
-            true, pred = labels.argmax(-1), probabilities.argmax(-1)
-            kind = "single-label, arg-max class"
-        else:
-            true = (labels > THRESHOLD).astype(np.int64)
-            pred = (probabilities > THRESHOLD).astype(np.int64)
-            kind = f"multi-label, probability > {THRESHOLD}"
+            return labels.argmax(-1), probabilities.argmax(-1), True
+        true = (labels > THRESHOLD).astype(np.int64)
+        pred = (probabilities > THRESHOLD).astype(np.int64)
+        return true, pred, False
+
+    def reports(self, model, prepared, split="test"):
+        """`{"classification_report.txt": text}`: per-class precision,
+        recall, F1 and support on `split` (scikit-learn's layout; arg-max
+        classes for a `softmax` head, labels over 0.5 for `sigmoid`)."""
+        true, pred, softmax = self._classes(model, prepared, split)
+        names = serving_options(prepared.config).label_names
+        kind = (
+            "single-label, arg-max class"
+            if softmax
+            else f"multi-label, probability > {THRESHOLD}"
+        )
         table = metrics_lib.classification_report(true, pred, names, digits=4)
-        title = f"{self.model}: {split} split, {len(labels)} examples ({kind})"
+        title = f"{self.model}: {split} split, {len(true)} examples ({kind})"
         return {REPORT_FILE: f"{title}\n\n{table}"}
 
     def confusion(self, model, prepared, split="test"):
@@ -509,17 +522,11 @@ class ClassificationTask(Task):
         `CONFUSION_CLASSES` classes, the most frequent true ones and one
         `(other)` class for the rest), per label `[[TN, FP], [FN, TP]]`
         for a sigmoid head (threshold 0.5)."""
-        config = prepared.config
-        predictions = self.predict(
-            model, prepared, split, getattr(config, "batch_size", 64)
-        )
-        labels = predictions["labels"]
-        probabilities = predictions[PROBABILITIES]
-        names = serving_options(config).label_names
-        title = f"{self.model}: {split} split, {len(labels)} examples"
-        if getattr(config, "head", "sigmoid") != "softmax":
-            true = labels > THRESHOLD
-            pred = probabilities > THRESHOLD
+        true, pred, softmax = self._classes(model, prepared, split)
+        names = serving_options(prepared.config).label_names
+        title = f"{self.model}: {split} split, {len(true)} examples"
+        if not softmax:
+            true, pred = true.astype(bool), pred.astype(bool)
             matrix = np.stack(
                 [
                     [
@@ -530,7 +537,6 @@ class ClassificationTask(Task):
                 ]
             ).astype(np.int64)
             return Confusion(matrix, names, True, title)
-        true, pred = labels.argmax(-1), probabilities.argmax(-1)
         kept = np.arange(len(names))
         if len(names) > CONFUSION_CLASSES:
             support = np.bincount(true, minlength=len(names))

@@ -283,6 +283,17 @@ class Confusion:
     title: str = ""
 
 
+def _write_counts(ax, cells, fontsize):
+    """Writes each count of the heat map `cells` in its cell (white on the
+    darker half)."""
+    top = cells.max() or 1
+    for (row, column), count in np.ndenumerate(cells):
+        ax.text(
+            column, row, str(int(count)), ha="center", va="center",
+            fontsize=fontsize, color="white" if count > top / 2 else "black",
+        )  # fmt: skip
+
+
 def confusion_figure(confusion):
     """PNG bytes of `confusion` drawn with counts in the cells."""
     plt = _pyplot()
@@ -298,12 +309,7 @@ def confusion_figure(confusion):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         if size <= 25:
-            top = matrix.max() or 1
-            for (r, c), count in np.ndenumerate(matrix):
-                ax.text(
-                    c, r, str(int(count)), ha="center", va="center",
-                    fontsize=7, color="white" if count > top / 2 else "black",
-                )  # fmt: skip
+            _write_counts(ax, matrix, fontsize=7)
     else:
         count = len(names)
         columns = min(count, 6)
@@ -317,12 +323,7 @@ def confusion_figure(confusion):
                 continue
             cells = np.asarray(confusion.matrix[i])
             ax.imshow(cells, cmap="Blues")
-            top = cells.max() or 1
-            for (r, c), value in np.ndenumerate(cells):
-                ax.text(
-                    c, r, str(int(value)), ha="center", va="center",
-                    fontsize=8, color="white" if value > top / 2 else "black",
-                )  # fmt: skip
+            _write_counts(ax, cells, fontsize=8)
             ax.set_xticks([0, 1], ["no", "yes"], fontsize=7)
             ax.set_yticks([0, 1], ["no", "yes"], fontsize=7)
             ax.set_title(names[i], fontsize=8)
