@@ -448,11 +448,19 @@ class RandomStateBackup(keras.callbacks.Callback):
     dropout, noise) beside `BackupAndRestore`'s checkpoint at every
     epoch end and restores them when training starts, which Keras's
     weights files leave out: a resumed run draws the masks an
-    uninterrupted one would."""
+    uninterrupted one would.
+
+    Each epoch's states go to their own file, `random_state-<epochs
+    done>.npz`, and the one restored is the epoch `BackupAndRestore`
+    restores: a kill between the two callbacks' writes cannot pair one
+    epoch's weights with another epoch's random states."""
 
     def __init__(self, backup_dir):
         super().__init__()
-        self.path = os.path.join(backup_dir, "random_state.npz")
+        self.backup_dir = backup_dir
+
+    def _path(self, epochs_done):
+        return os.path.join(self.backup_dir, f"random_state-{epochs_done}.npz")
 
     def _states(self):
         return {
@@ -462,29 +470,35 @@ class RandomStateBackup(keras.callbacks.Callback):
         }
 
     def on_train_begin(self, logs=None):
-        if not os.path.exists(self.path):
+        path = self._path(_epochs_done(self.backup_dir))
+        if not os.path.exists(path):
             return
         import numpy as np
 
-        with np.load(self.path) as saved:
-            for path, variable in self._states().items():
-                key = path.replace("/", "|")
+        with np.load(path) as saved:
+            for name, variable in self._states().items():
+                key = name.replace("/", "|")
                 if key in saved:
                     variable.assign(saved[key])
 
     def on_epoch_end(self, epoch, logs=None):
         import numpy as np
 
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}.npz"
+        os.makedirs(self.backup_dir, exist_ok=True)
+        path = self._path(epoch + 1)
+        tmp = f"{path}.tmp-{os.getpid()}.npz"
         np.savez(
             tmp,
             **{
-                path.replace("/", "|"): np.asarray(variable)
-                for path, variable in self._states().items()
+                name.replace("/", "|"): np.asarray(variable)
+                for name, variable in self._states().items()
             },
         )
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
+        # Two epochs back can no longer be the checkpoint's epoch.
+        old = self._path(epoch - 1)
+        if os.path.exists(old):
+            os.remove(old)
 
 
 def _epochs_done(backup_dir):
