@@ -172,7 +172,7 @@ class Distribution:
         """The folder this process writes in place of `run_dir`: `run_dir`
         on the chief; on another worker a temporary folder of its own,
         holding a copy of the chief's `backup/` when resuming, so that its
-        `BackupAndRestore` starts from the chief's epoch (the run folder
+        checkpoint starts from the chief's epoch (the run folder
         must then be on a filesystem every worker sees)."""
         if self.is_chief:
             return run_dir

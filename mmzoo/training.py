@@ -6,9 +6,10 @@ per-model code (that lives in the model's task).
 A run folder survives a kill:
 
 - `train.json` (the run's arguments) is written first; `backup/` holds
-  Keras `BackupAndRestore`'s checkpoint of the last finished epoch
-  (weights, optimizer and random-generator state); `best.weights.h5` the
-  weights of the best validation loss so far.
+  the checkpoint of the last finished epoch (weights, optimizer and
+  random-generator states, best validation loss, early-stopping state),
+  renamed into place as one folder (`mmzoo.checkpoints`);
+  `best.weights.h5` the weights of the best validation loss so far.
 - `train(..., run_dir=DIR, resume=True)` (`mmzoo train ... --run-dir DIR
   --resume`) continues a killed run from its last finished epoch, after
   checking that the arguments are the same. The training data's shuffle
@@ -27,11 +28,12 @@ A run folder survives a kill:
 
 import json
 import os
+import shutil
 import time
 
 import keras
 
-from mmzoo import registry
+from mmzoo import checkpoints, registry
 from mmzoo.distribute import setup as setup_distribution
 
 
@@ -161,7 +163,7 @@ def train(
 
             print(f"mmzoo: warning: {warning}", file=sys.stderr, flush=True)
     backup_dir = os.path.join(work_dir, BACKUP_DIR)
-    done = _epochs_done(backup_dir) if resume else 0
+    done = checkpoints.initial_epoch(backup_dir, epochs) if resume else 0
     if done and not steps_per_epoch:
         # Every iterator Keras makes over the training data draws the next
         # shuffle order (`reshuffle_each_iteration`): draw the ones the
@@ -169,30 +171,30 @@ def train(
         for _ in range(done * _iterators_per_epoch(train_data)):
             iter(train_data)
     examples = task.raw_examples(prepared, "test", 8)
+    stopping = None
+    if early_stopping:
+        stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=int(early_stopping),
+            restore_best_weights=True,
+        )
     callbacks = [
         keras.callbacks.TensorBoard(work_dir),
         _sample_predictions(task, model, prepared, work_dir, examples),
-        keras.callbacks.BackupAndRestore(backup_dir),
-        RandomStateBackup(backup_dir),
-        keras.callbacks.ModelCheckpoint(
+        *([stopping] if stopping else []),
+        # After EarlyStopping: it saves and restores that callback's state.
+        checkpoints.RunCheckpoint(
+            backup_dir,
             os.path.join(work_dir, BEST_WEIGHTS),
             monitor="val_loss",
-            save_best_only=True,
-            save_weights_only=True,
+            early_stopping=stopping,
         ),
     ]
-    if early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=int(early_stopping),
-                restore_best_weights=True,
-            )
-        )
     model.fit(
         train_data,
         validation_data=val_data,
         epochs=epochs,
+        initial_epoch=done,
         steps_per_epoch=steps_per_epoch,
         shuffle=False,
         callbacks=callbacks,
@@ -242,8 +244,10 @@ def train(
         tensorboard.log_confusion_matrix(run_dir, confusion)
     if embeddings is not None:
         tensorboard.log_embeddings(run_dir, *embeddings)
-    # Last: `run.json` marks the run finished (see `load_run`).
+    # Last: `run.json` marks the run finished (see `load_run`); the
+    # checkpoint is no longer needed.
     save_run(run_dir, model_name, model, config, examples)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     if export_dir:
         from mmzoo.export import export_model
 
@@ -441,74 +445,6 @@ def _iterators_per_epoch(dataset):
     one otherwise. `tests/test_resume.py` fails if this changes."""
     # tf.data's INFINITE_CARDINALITY is -1, UNKNOWN_CARDINALITY -2.
     return 2 if int(dataset.cardinality()) >= 0 else 1
-
-
-class RandomStateBackup(keras.callbacks.Callback):
-    """Saves the model's random-generator states (dropout masks, modality
-    dropout, noise) beside `BackupAndRestore`'s checkpoint at every
-    epoch end and restores them when training starts, which Keras's
-    weights files leave out: a resumed run draws the masks an
-    uninterrupted one would.
-
-    Each epoch's states go to their own file, `random_state-<epochs
-    done>.npz`, and the one restored is the epoch `BackupAndRestore`
-    restores: a kill between the two callbacks' writes cannot pair one
-    epoch's weights with another epoch's random states."""
-
-    def __init__(self, backup_dir):
-        super().__init__()
-        self.backup_dir = backup_dir
-
-    def _path(self, epochs_done):
-        return os.path.join(self.backup_dir, f"random_state-{epochs_done}.npz")
-
-    def _states(self):
-        return {
-            variable.path: variable
-            for variable in self.model.variables
-            if "seed_generator" in variable.path
-        }
-
-    def on_train_begin(self, logs=None):
-        path = self._path(_epochs_done(self.backup_dir))
-        if not os.path.exists(path):
-            return
-        import numpy as np
-
-        with np.load(path) as saved:
-            for name, variable in self._states().items():
-                key = name.replace("/", "|")
-                if key in saved:
-                    variable.assign(saved[key])
-
-    def on_epoch_end(self, epoch, logs=None):
-        import numpy as np
-
-        os.makedirs(self.backup_dir, exist_ok=True)
-        path = self._path(epoch + 1)
-        tmp = f"{path}.tmp-{os.getpid()}.npz"
-        np.savez(
-            tmp,
-            **{
-                name.replace("/", "|"): np.asarray(variable)
-                for name, variable in self._states().items()
-            },
-        )
-        os.replace(tmp, path)
-        # Two epochs back can no longer be the checkpoint's epoch.
-        old = self._path(epoch - 1)
-        if os.path.exists(old):
-            os.remove(old)
-
-
-def _epochs_done(backup_dir):
-    """Epochs finished by a run's `BackupAndRestore` checkpoint (0 when it
-    has none)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f).get("epoch", 0))
 
 
 def save_run(run_dir, model_name, model, config, examples):
