@@ -144,14 +144,12 @@ def _criteo_line_checks(paths, line_numbers, lines):
         return tf.constant(False)
 
 
-def _parse_criteo_lines(paths, line_numbers, lines):
-    """Parses a batch of Criteo lines (`paths`, `line_numbers` (0-based)
-    and `lines`, all `[B]`) to `(features, label)`; a bad line fails with
-    InvalidArgument naming its file and line.
+def _check_criteo_lines(paths, line_numbers, lines):
+    """An op that fails with InvalidArgument naming the first bad line of
+    the batch (`paths`, `line_numbers` (0-based) and `lines`, all `[B]`).
 
-    One regular expression per line validates it; `decode_csv` parses the
-    valid batch straight to floats (empty numbers → NaN) and strings. Only
-    a batch holding a bad line pays for finding and naming it.
+    One regular expression per line validates it; only a batch holding a
+    bad line pays for finding and naming it.
     """
     valid = tf.reduce_all(tf.strings.regex_full_match(lines, _CRITEO_LINE))
     valid = tf.cond(
@@ -159,18 +157,33 @@ def _parse_criteo_lines(paths, line_numbers, lines):
         lambda: tf.constant(True),
         lambda: _criteo_line_checks(paths, line_numbers, lines),
     )
-    with tf.control_dependencies([tf.debugging.Assert(valid, [paths[0]])]):
-        columns = tf.io.decode_csv(
-            lines,
-            list(_CRITEO_DEFAULTS),
-            field_delim="\t",
-            use_quote_delim=False,
-        )
+    return tf.debugging.Assert(valid, [paths[:1]])
+
+
+def _decode_criteo_lines(lines):
+    """`(features, label)` of valid Criteo lines: `decode_csv` straight to
+    floats (empty numbers → NaN) and strings."""
+    columns = tf.io.decode_csv(
+        lines,
+        list(_CRITEO_DEFAULTS),
+        field_delim="\t",
+        use_quote_delim=False,
+    )
     features = {name: columns[1 + i] for i, name in enumerate(CRITEO_NUMERIC)}
     features.update(
         {name: columns[14 + i] for i, name in enumerate(CRITEO_CATEGORICAL)}
     )
     return features, columns[0]
+
+
+def _parse_criteo_lines(paths, line_numbers, lines):
+    """Parses a batch of Criteo lines to `(features, label)`; a bad line
+    fails with InvalidArgument naming its file and line."""
+    with tf.control_dependencies(
+        [_check_criteo_lines(paths, line_numbers, lines)]
+    ):
+        lines = tf.identity(lines)
+    return _decode_criteo_lines(lines)
 
 
 # Lines read, numbered and split-assigned per chunk before any per-line
@@ -179,36 +192,67 @@ _LINE_CHUNK = 8192
 _PARALLEL_FILES = 4
 
 
-def _criteo_lines(files, split, seed, shuffle):
-    """Unbatched `(path, line number, line)` of `split`'s lines: files
-    read in parallel (`interleave`, in shuffled order with `shuffle`),
-    lines numbered and assigned to splits per chunk (no per-line ops)."""
-    index = SPLIT_IDS[split]
+def _numbered_chunks(files, seed, shuffle):
+    """`(path, line numbers, lines, split ids)` of chunks of up to
+    `_LINE_CHUNK` lines of `files`, read in parallel (`interleave`, in
+    shuffled order with `shuffle`); split ids from `_split_of`."""
 
     def numbered(path):
         chunks = tf.data.TextLineDataset(path).enumerate().batch(_LINE_CHUNK)
-
-        def keep(numbers, lines):
-            mine = tf.equal(_split_of(path, numbers, seed), index)
-            paths = tf.fill(tf.shape(numbers), path)
-            return (
-                tf.boolean_mask(paths, mine),
-                tf.boolean_mask(numbers, mine),
-                tf.boolean_mask(lines, mine),
-            )
-
-        return chunks.map(keep, num_parallel_calls=AUTOTUNE)
+        return chunks.map(
+            lambda numbers, lines: (
+                path,
+                numbers,
+                lines,
+                _split_of(path, numbers, seed),
+            ),
+            num_parallel_calls=AUTOTUNE,
+        )
 
     paths = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         paths = paths.shuffle(len(files), seed=seed)
-    chunks = paths.interleave(
+    return paths.interleave(
         numbered,
         cycle_length=min(len(files), _PARALLEL_FILES),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    return chunks.unbatch()
+
+
+def _criteo_lines(files, split, seed, shuffle):
+    """Unbatched `(path, line number, line)` of `split`'s lines (no
+    per-line ops before `unbatch`)."""
+    index = SPLIT_IDS[split]
+
+    def keep(path, numbers, lines, splits):
+        mine = tf.equal(splits, index)
+        paths = tf.fill(tf.shape(numbers), path)
+        return (
+            tf.boolean_mask(paths, mine),
+            tf.boolean_mask(numbers, mine),
+            tf.boolean_mask(lines, mine),
+        )
+
+    chunks = _numbered_chunks(files, seed, shuffle)
+    return chunks.map(keep, num_parallel_calls=AUTOTUNE).unbatch()
+
+
+def _criteo_fit_batches(files, seed):
+    """The train split's `(features, label)` in chunks as read (up to
+    `_LINE_CHUNK` lines), in one read of the files that also checks every
+    line of the other splits (see `TabularData.fit_batches`)."""
+
+    def train_rows(path, numbers, lines, splits):
+        paths = tf.fill(tf.shape(numbers), path)
+        with tf.control_dependencies(
+            [_check_criteo_lines(paths, numbers, lines)]
+        ):
+            lines = tf.boolean_mask(lines, tf.equal(splits, 0))
+        return _decode_criteo_lines(lines)
+
+    chunks = _numbered_chunks(files, seed, shuffle=False)
+    return chunks.map(train_rows, num_parallel_calls=AUTOTUNE)
 
 
 def read_criteo(data_dir, seed=0):
@@ -248,7 +292,13 @@ def read_criteo(data_dir, seed=0):
     splits = {
         name: batcher(name, 4096, False, 0, 0).unbatch() for name in SPLIT_IDS
     }
-    return TabularData("criteo", CRITEO_COLUMNS, splits, batcher)
+    return TabularData(
+        "criteo",
+        CRITEO_COLUMNS,
+        splits,
+        batcher,
+        fit_batcher=lambda: _criteo_fit_batches(files, seed),
+    )
 
 
 # ------------------------------------------------------------ movielens --

@@ -24,6 +24,12 @@ from mmzoo.specs import FeatureSpec
 AUTOTUNE = tf.data.AUTOTUNE
 # Rows per batch while fitting vocabularies and statistics.
 FIT_BATCH = 8192
+# For the one pass of `fit_features`: with tf.data's autotuning, deleting
+# the finished iterator stalled for 5 s in 2 of 4 runs (the autotuning
+# thread; 1M Criteo rows, 2 cores); without it AUTOTUNE parallelism is
+# the number of cores, which suits a CPU-bound pass.
+_NO_AUTOTUNE = tf.data.Options()
+_NO_AUTOTUNE.autotune.enabled = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +58,15 @@ class TabularData:
             shuffle_buffer) -> tf.data.Dataset` of batches `(features dict
             of [B] tensors, label [B])`: the fast path of a reader that can
             shuffle and parse cheaper than row by row (see `batches`).
+        fit_batcher: optional callable `() -> tf.data.Dataset`, the
+            `fit_batches` of a reader that can do it in one read.
     """
 
     name: str
     columns: tuple
     splits: dict
     batcher: object = None
+    fit_batcher: object = None
 
     def batches(
         self, split, batch_size, shuffle=False, seed=0, shuffle_buffer=None
@@ -82,6 +91,28 @@ class TabularData:
             )
         return dataset.batch(batch_size)
 
+    def fit_batches(self, batch_size):
+        """The train split's raw `(features, label)` batches, for fitting
+        vocabularies and statistics, from a pass that reads every other
+        split too: a malformed row anywhere fails now (naming its file and
+        line), not in the evaluation after training.
+
+        Readers that can do both in one read of their files supply
+        `fit_batcher` (`read_criteo`: chunks of lines as read, so batch
+        sizes vary); otherwise the train batches are followed by the
+        other splits, read and dropped.
+        """
+        if self.fit_batcher is not None:
+            return self.fit_batcher()
+        dataset = self.batches("train", batch_size)
+        for split in self.splits:
+            if split != "train":
+                others = self.batches(split, batch_size)
+                dataset = dataset.concatenate(
+                    others.filter(lambda *_: tf.constant(False))
+                )
+        return dataset
+
 
 def raw_spec(column):
     """The `tf.TensorSpec` of one raw column, batched: `[None]`."""
@@ -100,11 +131,12 @@ def fit_features(
 ):
     """Fits vocabularies and statistics on `data.splits["train"]`.
 
-    One streaming pass over the train split's batches
-    (`TabularData.batches`): values are counted in TensorFlow hash tables
-    (C speed, memory bounded by the distinct values), strings split and
-    tokenized by the serving preprocessor's own ops. The other splits are
-    read once too (a malformed row fails before training). Vocabulary
+    One streaming pass (`TabularData.fit_batches`: the train split's
+    batches, reading the other splits too so that a malformed row fails
+    before training): values are counted in TensorFlow hash tables (C
+    speed, memory bounded by the distinct values; each batch's distinct
+    values found in parallel `tf.data` threads), strings split and
+    tokenized by the serving preprocessor's own ops. Vocabulary
     files are written to `directory/<feature>.txt` and travel with the
     export as assets.
 
@@ -145,51 +177,81 @@ def fit_features(
     squares = collections.defaultdict(float)
     finite = collections.defaultdict(int)
 
-    def make_count_batch():
-        # One call per batch does every column's work (a call per column
-        # costs more in Python than the counting); remade when a counter
-        # gives up.
+    def summarize(features, labels):
+        # Per batch, in parallel tf.data threads: numeric sums, token
+        # counts, and each counted column's distinct values and counts
+        # (`StreamingCounter.distinct`); only the merge into the counters'
+        # tables runs in this thread.
+        stats, distinct = {}, {}
+        for column in data.columns:
+            values = features[column.name]
+            if column.kind == "numeric":
+                values = tf.cast(values, tf.float64)
+                ok = tf.math.is_finite(values)
+                values = tf.where(ok, values, 0.0)
+                stats[column.name] = tf.stack(
+                    [
+                        tf.reduce_sum(values),
+                        tf.reduce_sum(values * values),
+                        tf.reduce_sum(tf.cast(ok, tf.float64)),
+                    ]
+                )
+                continue
+            # The serving preprocessor's own string ops, so the counted
+            # values are the looked-up ones.
+            values = tf.strings.strip(values)
+            if column.kind == "multi_value":
+                values = text.split_multi_value(values)
+            elif column.kind == "text":
+                values = text.tokenize(values)
+            if column.kind in ("multi_value", "text"):
+                stats[column.name] = values.row_lengths()
+            if column.name in counters:
+                distinct[column.name] = StreamingCounter.distinct(values)
+        return tf.size(labels), stats, distinct
+
+    summaries = (
+        data.fit_batches(FIT_BATCH)
+        .map(
+            # Plain Python control flow: autograph would only slow tracing.
+            tf.autograph.experimental.do_not_convert(summarize),
+            num_parallel_calls=AUTOTUNE,
+        )
+        .prefetch(AUTOTUNE)
+        .with_options(_NO_AUTOTUNE)
+    )
+
+    def make_merge():
+        # One call per batch merges every column (a call per column costs
+        # more in Python than the merging), traced once for the batches'
+        # spec; remade when a counter gives up.
         active = {n: c for n, c in counters.items() if not c.overflowed}
 
-        @tf.function(reduce_retracing=True)
-        def count_batch(features):
-            sizes, stats = {}, {}
-            for column in data.columns:
-                values = features[column.name]
-                if column.kind == "numeric":
-                    values = tf.cast(values, tf.float64)
-                    ok = tf.math.is_finite(values)
-                    values = tf.where(ok, values, 0.0)
-                    stats[column.name] = tf.stack(
-                        [
-                            tf.reduce_sum(values),
-                            tf.reduce_sum(values * values),
-                            tf.reduce_sum(tf.cast(ok, tf.float64)),
-                        ]
-                    )
-                    continue
-                # The serving preprocessor's own string ops, so the
-                # counted values are the looked-up ones.
-                values = tf.strings.strip(values)
-                if column.kind == "multi_value":
-                    values = text.split_multi_value(values)
-                elif column.kind == "text":
-                    values = text.tokenize(values)
-                if column.kind in ("multi_value", "text"):
-                    stats[column.name] = values.row_lengths()
-                if column.name in active:
-                    sizes[column.name] = active[column.name].add(values)
-            return sizes, stats
+        @tf.function(
+            input_signature=[summaries.element_spec[2]], autograph=False
+        )
+        def merge(distinct):
+            # The table sizes, in `active`'s order, as one tensor: one
+            # read per batch, not one per column.
+            return tf.stack(
+                [
+                    counter.merge(*distinct[name])
+                    for name, counter in active.items()
+                ]
+            )
 
-        return count_batch
+        return merge, list(active)
 
-    count_batch = make_count_batch()
+    merge, merged = make_merge()
     num_rows = 0
-    for features, labels in data.batches("train", FIT_BATCH):
-        num_rows += int(tf.shape(labels)[0])
-        sizes, stats = count_batch(features)
-        if any(counters[n].check(size) for n, size in sizes.items()):
-            count_batch = make_count_batch()
+    for rows, stats, distinct in summaries:
+        num_rows += int(rows)
+        sizes = merge(distinct).numpy() if merged else ()
+        gave_up = [
+            counters[name].check(size) for name, size in zip(merged, sizes)
+        ]
+        if any(gave_up):
+            merge, merged = make_merge()
         for column in data.columns:
             if column.kind == "numeric":
                 total, total_squares, count = stats[column.name].numpy()
@@ -200,12 +262,6 @@ def fit_features(
                 lengths[column.name].append(stats[column.name].numpy())
     if num_rows == 0:
         raise ValueError(f"{data.name}: the train split is empty")
-    # The other splits are read too, so a malformed row anywhere fails now
-    # (naming its file and line), not in the evaluation after training.
-    for split in data.splits:
-        if split != "train":
-            for _ in data.batches(split, FIT_BATCH):
-                pass
     os.makedirs(directory, exist_ok=True)
     specs = []
     for column in data.columns:

@@ -9,6 +9,7 @@ the same `Vocabulary.lookup`, so they cannot disagree.
 import collections
 import os
 
+import numpy as np
 import tensorflow as tf
 
 PAD_TOKEN = "[PAD]"
@@ -143,8 +144,9 @@ class StreamingCounter:
     with memory bounded by the distinct values kept, not by the rows.
 
     Each `add` counts a batch with `tf.unique_with_counts` over 62-bit
-    fingerprints of the strings (`tf.strings.to_hash_bucket_fast`) and
-    adds the counts into an int64 `DenseHashTable`; a value's string is
+    fingerprints of the strings (`tf.strings.to_hash_bucket_fast`;
+    `distinct`, which may run in `tf.data` threads) and adds the counts
+    into an int64 `DenseHashTable` (`merge`); a value's string is
     stored once, when its count reaches `prune_below`. When the table holds
     more than `max_distinct` values, values seen fewer than `prune_below`
     times are dropped (lossy counting: a value dropped and seen again
@@ -186,19 +188,32 @@ class StreamingCounter:
         )
         self._update = tf.function(self.add, reduce_retracing=True)
 
-    def add(self, values):
-        """Adds the counts of the non-empty strings of `values` (any
-        shape, or a `tf.RaggedTensor`) to the table; returns its size.
-        Graph-friendly: several counters may share one `tf.function`; the
-        caller then passes the size to `check`."""
+    @staticmethod
+    def distinct(values):
+        """`(keys, counts, positions, values)` of the distinct non-empty
+        strings of `values` (any shape, or a `tf.RaggedTensor`): their
+        fingerprints, counts and the position of one occurrence each in
+        `values` (flattened, non-empty). A pure function of the batch (no
+        table), so it can run in parallel `tf.data` threads; `merge` adds
+        it to a counter."""
         if isinstance(values, tf.RaggedTensor):
             values = values.flat_values
         values = tf.reshape(values, [-1])
         values = tf.boolean_mask(values, tf.not_equal(values, ""))
         fingerprints = tf.strings.to_hash_bucket_fast(values, 2**62)
         keys, first, counts = tf.unique_with_counts(fingerprints)
+        # Any occurrence of a key holds its string: the first one.
+        positions = tf.math.unsorted_segment_min(
+            tf.range(tf.size(first)), first, tf.size(keys)
+        )
+        return keys, tf.cast(counts, tf.int64), positions, values
+
+    def merge(self, keys, counts, positions, values):
+        """Adds `distinct`'s output to the table; returns its size.
+        Graph-friendly: several counters may share one `tf.function`; the
+        caller then passes the size to `check`."""
         before = tf.reshape(self.table.lookup(keys), tf.shape(keys))
-        after = before + tf.cast(counts, tf.int64)
+        after = before + counts
         self.table.insert(keys, after)
         # A value's string is kept once its count reaches `prune_below`
         # (values below it never enter a vocabulary), so the many values
@@ -206,15 +221,16 @@ class StreamingCounter:
         reached = tf.logical_and(
             before < self.prune_below, after >= self.prune_below
         )
-        # Any occurrence of a key holds its string: the first one.
-        positions = tf.math.unsorted_segment_min(
-            tf.range(tf.size(first)), first, tf.size(keys)
-        )
         self.strings.insert(
             tf.boolean_mask(keys, reached),
             tf.gather(values, tf.boolean_mask(positions, reached)),
         )
         return self.table.size()
+
+    def add(self, values):
+        """Adds the counts of the non-empty strings of `values` (see
+        `distinct`) to the table; returns its size (see `merge`)."""
+        return self.merge(*self.distinct(values))
 
     def update(self, values):
         """Counts the strings of `values` (see `add`) eagerly."""
@@ -244,7 +260,8 @@ class StreamingCounter:
 
     def counts(self):
         """Dict of value (str, UTF-8 decoded) to count, for the values
-        seen at least `prune_below` times (the others have no string)."""
+        seen at least `prune_below` times (the others have no string), most
+        frequent first."""
         if self.overflowed:
             raise ValueError(
                 f"more than {self.max_distinct} distinct values: not counted"
@@ -252,9 +269,12 @@ class StreamingCounter:
         keys, counts = self._export()
         kept = counts >= self.prune_below
         keys = tf.boolean_mask(keys, kept)
-        counts = tf.boolean_mask(counts, kept)
-        strings = self.strings.lookup(keys)
+        counts = tf.boolean_mask(counts, kept).numpy()
+        strings = self.strings.lookup(keys).numpy()
+        # Most frequent first, then by value (UTF-8 byte order is code
+        # point order): `write_vocabulary`'s order, sorted here in NumPy
+        # so its own sort finds the work done.
+        order = np.lexsort((strings.astype(bytes), -counts))
         return {
-            key.decode("utf-8", "replace"): int(count)
-            for key, count in zip(strings.numpy(), counts.numpy(), strict=True)
+            strings[i].decode("utf-8", "replace"): int(counts[i]) for i in order
         }

@@ -57,6 +57,71 @@ def test_batches_hold_every_row_of_the_split_once(criteo_files):
     assert len(seen) == len(lines)
 
 
+@pytest.mark.parametrize("reader", ["criteo", "in-memory"])
+def test_fit_batches_hold_the_train_rows_and_fit_their_counts(
+    criteo_files, tmp_path, reader
+):
+    folder, _ = criteo_files
+    if reader == "criteo":
+        # One read of the files: chunks of the train lines as read.
+        data = ctr.read_criteo(folder, seed=0)
+        assert data.fit_batcher is not None
+        assert _label_and_ids(data.fit_batches(16)) == _label_and_ids(
+            data.batches("train", 16)
+        )
+    else:
+        data = ctr.make_synthetic_ctr(num_examples=300, seed=0)
+        assert data.fit_batcher is None
+    # The fitted vocabularies and statistics are those of a plain Python
+    # count over the train rows.
+    counts = {c.name: {} for c in data.columns if c.kind == "categorical"}
+    numbers = {c.name: [] for c in data.columns if c.kind == "numeric"}
+    for features, _ in data.splits["train"].as_numpy_iterator():
+        for name, column in counts.items():
+            value = features[name].decode().strip()
+            if value:
+                column[value] = column.get(value, 0) + 1
+        for name, values in numbers.items():
+            values.append(features[name])
+    specs = tabular.fit_features(data, str(tmp_path / "vocab"), min_count=2)
+    for spec in specs:
+        if spec.name in counts:
+            kept = sorted(
+                (-n, v) for v, n in counts[spec.name].items() if n >= 2
+            )
+            path = tmp_path / "vocab" / f"{spec.name}.txt"
+            tokens = path.read_text().splitlines()[2:]
+            assert tokens == [v for _, v in kept], spec.name
+        elif spec.name in numbers:
+            values = np.asarray(numbers[spec.name], np.float64)
+            values = values[np.isfinite(values)]
+            assert spec.mean == pytest.approx(values.mean(), rel=1e-9)
+
+
+def test_a_bad_line_in_any_split_fails_fitting(criteo_files, tmp_path):
+    folder, lines = criteo_files
+    data = ctr.read_criteo(folder, seed=0)
+    # The first line of the val and of the test split, in day_0.txt.
+    splits = ctr._split_of(
+        tf.constant(os.path.join(folder, "day_0.txt")),
+        tf.range(120, dtype=tf.int64),
+        0,
+    ).numpy()
+    for split in (1, 2):
+        line = int(np.argmax(splits == split))
+        broken = tmp_path / f"split{split}"
+        broken.mkdir()
+        bad = lines[:120]
+        bad[line] = "2" + bad[line][1:]
+        (broken / "day_0.txt").write_text("\n".join(bad) + "\n")
+        data = ctr.read_criteo(str(broken), seed=0)
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=f"day_0.txt:{line + 1}: label must be 0 or 1",
+        ):
+            tabular.fit_features(data, str(broken / "vocab"))
+
+
 def test_shuffle_differs_per_epoch_and_repeats_per_seed(criteo_files):
     folder, _ = criteo_files
     data = ctr.read_criteo(folder, seed=0)
