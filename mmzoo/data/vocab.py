@@ -192,19 +192,24 @@ class StreamingCounter:
     def distinct(values):
         """`(keys, counts, positions, values)` of the distinct non-empty
         strings of `values` (any shape, or a `tf.RaggedTensor`): their
-        fingerprints, counts and the position of one occurrence each in
-        `values` (flattened, non-empty). A pure function of the batch (no
-        table), so it can run in parallel `tf.data` threads; `merge` adds
-        it to a counter."""
+        fingerprints, counts, the position of one occurrence each in
+        `values` flattened, and `values` flattened. A pure function of
+        the batch (no table), so it can run in parallel `tf.data`
+        threads; `merge` adds it to a counter."""
         if isinstance(values, tf.RaggedTensor):
             values = values.flat_values
         values = tf.reshape(values, [-1])
-        values = tf.boolean_mask(values, tf.not_equal(values, ""))
-        fingerprints = tf.strings.to_hash_bucket_fast(values, 2**62)
+        # Empty strings are dropped from the fingerprints and positions,
+        # not from `values`: no copy of the strings.
+        present = tf.not_equal(values, "")
+        fingerprints = tf.boolean_mask(
+            tf.strings.to_hash_bucket_fast(values, 2**62), present
+        )
+        present_positions = tf.boolean_mask(tf.range(tf.size(values)), present)
         keys, first, counts = tf.unique_with_counts(fingerprints)
         # Any occurrence of a key holds its string: the first one.
         positions = tf.math.unsorted_segment_min(
-            tf.range(tf.size(first)), first, tf.size(keys)
+            present_positions, first, tf.size(keys)
         )
         return keys, tf.cast(counts, tf.int64), positions, values
 
