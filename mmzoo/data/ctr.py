@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.splits import split_indices
-from mmzoo.data.tabular import AUTOTUNE, Column, TabularData
+from mmzoo.data.tabular import AUTOTUNE, Column, LazySplits, TabularData
 from mmzoo.data.textfile import ENCODING, open_text
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -289,9 +289,9 @@ def read_criteo(data_dir, seed=0):
             _parse_criteo_lines, num_parallel_calls=AUTOTUNE
         )
 
-    splits = {
-        name: batcher(name, 4096, False, 0, 0).unbatch() for name in SPLIT_IDS
-    }
+    splits = LazySplits(
+        SPLIT_IDS, lambda name: batcher(name, 4096, False, 0, 0).unbatch()
+    )
     return TabularData(
         "criteo",
         CRITEO_COLUMNS,

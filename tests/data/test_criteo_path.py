@@ -98,6 +98,17 @@ def test_fit_batches_hold_the_train_rows_and_fit_their_counts(
             assert spec.mean == pytest.approx(values.mean(), rel=1e-9)
 
 
+def test_criteo_splits_are_made_on_first_use(criteo_files):
+    folder, _ = criteo_files
+    splits = ctr.read_criteo(folder, seed=0).splits
+    assert isinstance(splits, tabular.LazySplits)
+    assert list(splits) == ["train", "val", "test"] and not splits._made
+    test = splits["test"]
+    assert splits["test"] is test and list(splits._made) == ["test"]
+    with pytest.raises(KeyError):
+        splits["other"]
+
+
 def test_a_bad_line_in_any_split_fails_fitting(criteo_files, tmp_path):
     folder, lines = criteo_files
     data = ctr.read_criteo(folder, seed=0)
