@@ -48,14 +48,16 @@ def latest(directory):
     return os.path.join(directory, f"epoch-{max(epochs)}")
 
 
+def _load_state(folder):
+    with open(os.path.join(folder, STATE_FILE)) as f:
+        return json.load(f)
+
+
 def read_state(directory):
     """The `state.json` of the newest checkpoint in `directory` (a dict with
     `epoch`, the epochs done, and `stopped`), or None without one."""
     folder = latest(directory)
-    if folder is None:
-        return None
-    with open(os.path.join(folder, STATE_FILE)) as f:
-        return json.load(f)
+    return None if folder is None else _load_state(folder)
 
 
 def initial_epoch(directory, epochs):
@@ -119,8 +121,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         folder = latest(self.directory)
         if folder is None:
             return
-        with open(os.path.join(folder, STATE_FILE)) as f:
-            state = json.load(f)
+        state = _load_state(folder)
         model = self.model
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -151,18 +152,18 @@ class RunCheckpoint(keras.callbacks.Callback):
         import numpy as np
 
         value = (logs or {}).get(self.monitor)
-        os.makedirs(self.directory, exist_ok=True)
-        if value is not None and (self.best is None or value < self.best):
+        improved = value is not None and (
+            self.best is None or value < self.best
+        )
+        if improved:
             self.best = float(value)
-            tmp = f"{self.best_path}.tmp-{os.getpid()}.weights.h5"
-            self.model.save_weights(tmp)
-            _fsync(tmp)
-            os.replace(tmp, self.best_path)
+        os.makedirs(self.directory, exist_ok=True)
         folder = os.path.join(self.directory, f"epoch-{epoch + 1}")
         tmp = f"{folder}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        self.model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        weights = os.path.join(tmp, WEIGHTS_FILE)
+        self.model.save_weights(weights)
         with open(os.path.join(tmp, RANDOM_STATE_FILE), "wb") as f:
             np.savez(
                 f,
@@ -188,6 +189,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             json.dump(state, f)
         for name in os.listdir(tmp):
             _fsync(os.path.join(tmp, name))
+        if improved:
+            # The epoch's weights file is the best one too: linked, not
+            # written twice, and in place before the state that names it.
+            best = f"{self.best_path}.tmp-{os.getpid()}"
+            if os.path.exists(best):
+                os.remove(best)
+            try:
+                os.link(weights, best)
+            except OSError:  # no hard links here
+                shutil.copyfile(weights, best)
+            os.replace(best, self.best_path)
         os.rename(tmp, folder)
         _fsync(self.directory)
         # The new checkpoint is in place; older ones are no longer needed.

@@ -31,10 +31,7 @@ class TrainingConfig:
             embedding table's sparse gradient updates only the rows of the
             batch, moments included: the usual choice for large CTR
             tables), `adamw` (decoupled weight decay) or `sgd` (with
-            momentum 0.9). Defaults to `adam`. Known issue: a run with
-            dropout and `fused_adam`/`lazy_adam`, SIGKILLed and resumed,
-            does not end bit for bit where an uninterrupted one does
-            (without dropout it does; cause not found).
+            momentum 0.9). Defaults to `adam`.
         learning_rate: float. Defaults to 1e-3.
         weight_decay: float. Weight decay of `adamw`. Defaults to 1e-4.
         global_clipnorm: float. Clip the global gradient norm to this value;

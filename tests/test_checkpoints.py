@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from mmzoo import checkpoints
+from mmzoo import checkpoints, optimizers
 
 EPOCHS = 4
 
@@ -37,19 +37,25 @@ def _data():
     return x, y
 
 
-def _model():
+def _model(optimizer=keras.optimizers.Adam):
     keras.utils.set_random_seed(1)
     inputs = keras.Input((6,))
     hidden = keras.layers.Dropout(0.4)(keras.layers.Dense(8, "relu")(inputs))
     model = keras.Model(inputs, keras.layers.Dense(1, "sigmoid")(hidden))
-    model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+    model.compile(optimizer(0.05), "binary_crossentropy")
     return model
 
 
-def _fit(folder, extra=(), patience=None, learning_rate=None):
+def _fit(
+    folder,
+    extra=(),
+    patience=None,
+    learning_rate=None,
+    optimizer=keras.optimizers.Adam,
+):
     """One `fit` as `mmzoo.training.train` runs it: returns the model, the
     callbacks and the history."""
-    model = _model()
+    model = _model(optimizer)
     if learning_rate:
         model.optimizer.learning_rate.assign(learning_rate)
     stopping = None
@@ -91,16 +97,28 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(left, right)
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 3])
-def test_killed_and_resumed_equals_uninterrupted(tmp_path, kill_at):
-    straight, _, _ = _fit(tmp_path / "straight")
+@pytest.mark.parametrize(
+    "kill_at, optimizer",
+    [(1, "keras"), (2, "keras"), (3, "keras"), (2, "fused")],
+)
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, kill_at, optimizer):
+    # `fused`: mmzoo's Adam (base DeepFM's `fused_adam`), whose update
+    # kernel reads the step count from the restored optimizer.
+    optimizer = {"keras": keras.optimizers.Adam, "fused": optimizers.Adam}[
+        optimizer
+    ]
+    straight, _, _ = _fit(tmp_path / "straight", optimizer=optimizer)
     with pytest.raises(Killed):
-        _fit(tmp_path / "killed", extra=[KillAtEpoch(kill_at)])
+        _fit(
+            tmp_path / "killed",
+            extra=[KillAtEpoch(kill_at)],
+            optimizer=optimizer,
+        )
     assert (
         checkpoints.read_state(str(tmp_path / "killed" / "backup"))["epoch"]
         == kill_at
     )
-    resumed, _, history = _fit(tmp_path / "killed")
+    resumed, _, history = _fit(tmp_path / "killed", optimizer=optimizer)
     assert len(history.history["loss"]) == EPOCHS - kill_at
     # Dropout draws masks from the restored random states: without them
     # the weights differ.

@@ -15,7 +15,7 @@ from tests.test_cli import _mmzoo_command
 
 # DeepFM's tiny variant with dropout, so the resumed run must also replay
 # the dropout masks (random-generator state), not only weights, optimizer
-# and shuffle order.
+# and shuffle order; with the base variant's fused Adam.
 TRAIN = [
     "train",
     "deepfm",
@@ -28,6 +28,8 @@ TRAIN = [
     "",
     "--set",
     "dropout=0.3",
+    "--set",
+    "optimizer=fused_adam",
 ]
 
 

@@ -265,12 +265,14 @@ def read_criteo(data_dir, seed=0):
     number, bytes that are not UTF-8) fails when the data is iterated,
     with a `tf.errors.InvalidArgumentError` that reads `path:line: what`.
 
-    The fast path is `TabularData.batches` (training, evaluation and
-    vocabulary fitting use it): files are read in parallel, lines are
-    numbered and assigned to their split a chunk at a time, shuffled as
-    plain text lines (a buffer of `shuffle_buffer` lines), batched, and
-    parsed a batch at a time; no row ever becomes a dict of 40 tensors.
-    `splits` is the same data unbatched, for small consumers.
+    The fast path is `TabularData.batches` (training and evaluation):
+    files are read in parallel, lines are numbered and assigned to their
+    split a chunk at a time, shuffled as plain text lines (a buffer of
+    `shuffle_buffer` lines), batched, and parsed a batch at a time; no row
+    ever becomes a dict of 40 tensors. `TabularData.fit_batches`
+    (vocabulary fitting) reads the files once for all splits: every line
+    checked, the train lines parsed, a chunk at a time. `splits` is the
+    same data unbatched, made on first use, for small consumers.
 
     Args:
         data_dir: str. A TSV file, or a folder holding `train.txt` or
