@@ -314,7 +314,8 @@ def fit_features(
             )
             continue
         tokens = write_vocabulary(
-            counters[name].counts(),
+            # Read only as far as the vocabulary's size.
+            counters[name].most_common(),
             os.path.join(directory, f"{name}.txt"),
             max_size=max_vocabulary_size,
             min_count=min_count,

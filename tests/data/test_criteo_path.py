@@ -11,8 +11,13 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.data import ctr, tabular
-from mmzoo.data.vocab import StreamingCounter
+from mmzoo.data import ctr, tabular, textfile
+from mmzoo.data.vocab import (
+    OOV_TOKEN,
+    PAD_TOKEN,
+    StreamingCounter,
+    write_vocabulary,
+)
 from mmzoo.registry import get_task
 
 
@@ -42,7 +47,16 @@ def _label_and_ids(batches):
     return rows
 
 
-def test_batches_hold_every_row_of_the_split_once(criteo_files):
+@pytest.fixture(params=[None, 1000], ids=["4MiB-blocks", "1000-byte-blocks"])
+def block_bytes(request, monkeypatch):
+    """The Criteo reader with its usual blocks (a sample file is one
+    block) and with blocks of 1,000 bytes (lines cut across blocks)."""
+    if request.param:
+        monkeypatch.setattr(textfile, "BLOCK_BYTES", request.param)
+    return request.param
+
+
+def test_batches_hold_every_row_of_the_split_once(criteo_files, block_bytes):
     folder, lines = criteo_files
     data = ctr.read_criteo(folder, seed=0)
     seen = []
@@ -98,6 +112,37 @@ def test_fit_batches_hold_the_train_rows_and_fit_their_counts(
             assert spec.mean == pytest.approx(values.mean(), rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"a",
+        b"a\n",
+        b"\n\n",
+        b"ab\ncd",
+        b"ab\r\ncd\r\n",
+        b"a\rb\nx\r\ry\r\n\r\n\n\r",
+        "caf\u00e9\n\u00fc".encode(),
+        b"x" * 50 + b"\nyyy\n\nz",
+    ],
+)
+def test_line_blocks_are_text_line_dataset_lines(tmp_path, content):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(content)
+    expected = list(tf.data.TextLineDataset(str(path)).as_numpy_iterator())
+    # Blocks of 1, 3 and 7 bytes cut lines, carriage returns and UTF-8
+    # characters anywhere; 4 MiB holds the file whole.
+    for block_bytes in (1, 3, 7, None):
+        lines, numbers = [], []
+        for block_numbers, block_lines in textfile.line_blocks(
+            str(path), len(content), block_bytes
+        ).as_numpy_iterator():
+            lines += list(block_lines)
+            numbers += block_numbers.tolist()
+        assert lines == expected, block_bytes
+        assert numbers == list(range(len(expected))), block_bytes
+
+
 def test_criteo_splits_are_made_on_first_use(criteo_files):
     folder, _ = criteo_files
     splits = ctr.read_criteo(folder, seed=0).splits
@@ -109,7 +154,9 @@ def test_criteo_splits_are_made_on_first_use(criteo_files):
         splits["other"]
 
 
-def test_a_bad_line_in_any_split_fails_fitting(criteo_files, tmp_path):
+def test_a_bad_line_in_any_split_fails_fitting(
+    criteo_files, tmp_path, block_bytes
+):
     folder, lines = criteo_files
     data = ctr.read_criteo(folder, seed=0)
     # The first line of the val and of the test split, in day_0.txt.
@@ -177,6 +224,52 @@ def test_streaming_counter_counts_prunes_and_gives_up():
     everything = StreamingCounter(max_distinct=100, prune_below=1)
     everything.update(tf.constant(["x", "y", "x"]))
     assert everything.counts() == {"x": 2, "y": 1}
+
+
+def test_streaming_counter_prunes_without_holding_a_value_twice():
+    # 70,000 values seen once, then 40,000 seen twice: over the bound of
+    # 100,000, so the values seen once are dropped; the others, seen once
+    # more after the prune, must each be held once, with count 3. (Erasing
+    # from TensorFlow's dense table and inserting again held some twice:
+    # inserted after the values seen once, they sit past them on their
+    # probe sequences.)
+    values = [f"v{i}" for i in range(40_000)]
+    singles = [f"s{i}" for i in range(70_000)]
+    counter = StreamingCounter(max_distinct=100_000, prune_below=2)
+    counter.update(tf.constant(singles + values * 2))
+    assert int(counter.table.size()) == 40_000 and not counter.overflowed
+    counter.update(tf.constant(values))
+    pairs = list(counter.most_common())
+    assert len(pairs) == 40_000
+    assert dict(pairs) == {value: 3 for value in values}
+    assert int(counter.table.size()) == 40_000
+
+
+def test_write_vocabulary_reads_ordered_counts_only_as_far_as_needed(
+    tmp_path,
+):
+    counter = StreamingCounter(max_distinct=100, prune_below=2)
+    counter.update(tf.constant(list("aaabbbccdde") + ["[OOV]"] * 5))
+    # Most frequent first, ties by value; values seen once have no string.
+    assert list(counter.most_common()) == [
+        ("[OOV]", 5), ("a", 3), ("b", 3), ("c", 2), ("d", 2),
+    ]  # fmt: skip
+    read = []
+
+    def pairs():
+        for pair in counter.most_common():
+            read.append(pair[0])
+            yield pair
+
+    tokens = write_vocabulary(pairs(), str(tmp_path / "v.txt"), max_size=2)
+    # A value spelling a reserved token is skipped, as for a dict; the
+    # rest is not read once two tokens are kept.
+    assert tokens == [PAD_TOKEN, OOV_TOKEN, "a", "b"]
+    assert read == ["[OOV]", "a", "b"]
+    from_dict = write_vocabulary(
+        counter.counts(), str(tmp_path / "d.txt"), max_size=2
+    )
+    assert from_dict == tokens
 
 
 def test_too_varied_column_is_hashed(tmp_path, caplog):
