@@ -190,6 +190,47 @@ def test_shuffle_differs_per_epoch_and_repeats_per_seed(criteo_files):
     assert _label_and_ids(again) == first
 
 
+def test_training_shuffles_blocks_then_lines_in_windows(
+    criteo_files, monkeypatch
+):
+    monkeypatch.setattr(textfile, "BLOCK_BYTES", 1000)  # ~4 lines a block
+    folder, _ = criteo_files
+    files = ctr._criteo_files(folder)
+
+    def lines_in_order(buffer, seed=3):
+        blocks = ctr._criteo_blocks(files, "train", 0, shuffle=True)
+        shuffled = ctr._shuffle_blocks(blocks, buffer, seed)
+        return [
+            (int(f), int(n))
+            for files_, numbers, _ in shuffled.as_numpy_iterator()
+            for f, n in zip(files_, numbers, strict=True)
+        ]
+
+    plain_blocks = list(ctr._criteo_blocks(files, "train", 0, shuffle=False))
+    plain = [
+        (int(f), int(n))
+        for files_, numbers, _ in plain_blocks
+        for f, n in zip(files_.numpy(), numbers.numpy(), strict=True)
+    ]
+    following = dict(zip(plain, plain[1:]))
+
+    def breaks(order):
+        """Places where a line is not followed by the next train line of
+        its file."""
+        return sum(following.get(a) != b for a, b in zip(order, order[1:]))
+
+    # A window of one line: blocks come in random order, lines within a
+    # block in file order, so the order breaks only between blocks.
+    one = lines_in_order(1)
+    assert sorted(one) == sorted(plain) and one != plain
+    assert 0 < breaks(one) < len(plain_blocks)
+    # One window for everything: the lines themselves are permuted.
+    everything = lines_in_order(10_000)
+    assert sorted(everything) == sorted(plain)
+    assert breaks(everything) > 0.9 * len(plain)
+    assert len(plain_blocks) < 0.5 * len(plain)
+
+
 def test_in_memory_batches_gather_rows():
     data = ctr.make_synthetic_ctr(num_examples=300, seed=0)
     plain = [
