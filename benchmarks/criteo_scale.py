@@ -15,7 +15,9 @@ clicks) depends on a few columns. Then, for each size, in a fresh process
 2. **prepare**: `task.prepare` (reading, split assignment, vocabularies
    and statistics of the train split), rows of the whole file per second;
 3. **pipeline alone**: `task.pipeline(train, training=True)` drawn without
-   a model, preprocessed batches (ids), train rows per second;
+   a model, preprocessed batches (ids), train rows per second, and the
+   process's CPU time per row (user + system, all threads: what the
+   pipeline takes from the model on a small machine);
 4. **fit**: `model.fit` on that pipeline, after warm-up steps;
 5. **model alone**: `train_on_batch` on batches drawn beforehand and held
    in memory (the model's cost without input);
@@ -150,13 +152,14 @@ def measure(path, rows, variant, batch_size, fit_steps, pipeline_rows):
         }
 
         train = task.pipeline(prepared, "train", batch_size, training=True)
-        drawn, start = 0, time.perf_counter()
+        drawn, start, cpu = 0, time.perf_counter(), _cpu_seconds()
         for features, _ in train:
             drawn += int(tf.shape(next(iter(features.values())))[0])
             if pipeline_rows and drawn >= pipeline_rows:
                 break
         out["pipeline_rows"] = drawn
         out["pipeline_rows_per_s"] = _rate(drawn, time.perf_counter() - start)
+        out["pipeline_cpu_us_per_row"] = (_cpu_seconds() - cpu) / drawn * 1e6
 
         keras.utils.set_random_seed(0)
         model = mmzoo.build("deepfm", config=prepared.config)
@@ -206,6 +209,12 @@ def measure(path, rows, variant, batch_size, fit_steps, pipeline_rows):
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     )
     return out
+
+
+def _cpu_seconds():
+    """User + system CPU time of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_args(argv=None):
@@ -279,8 +288,8 @@ def main(argv=None):
     from _machine import run_header
 
     header = (
-        "rows", "bare parse", "prepare", "pipeline", "fit", "model alone",
-        "fit/model", "prepare/parse", "peak MB",
+        "rows", "bare parse", "prepare", "pipeline", "pipeline CPU µs/row",
+        "fit", "model alone", "fit/model", "prepare/parse", "peak MB",
     )  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -290,6 +299,7 @@ def main(argv=None):
             f"{r['bare_parse_rows_per_s']:,.0f}",
             f"{r['prepare_rows_per_s']:,.0f}",
             f"{r['pipeline_rows_per_s']:,.0f}",
+            f"{r['pipeline_cpu_us_per_row']:.1f}",
             f"{r['fit_rows_per_s']:,.0f}",
             f"{r['model_alone_rows_per_s']:,.0f}",
             f"{r['fit_rows_per_s'] / r['model_alone_rows_per_s']:.2f}",
