@@ -81,7 +81,8 @@ class TabularData:
         and batched; readers that hold their rows in memory or in files
         supply a `batcher` that never handles a row as a structure of
         tensors (`from_arrays`: shuffled indices gathered per batch;
-        `read_criteo`: shuffled text lines parsed per batch).
+        `read_criteo`: blocks of text lines, shuffled in windows of
+        `shuffle_buffer` lines, parsed per batch).
         """
         buffer = int(shuffle_buffer or SHUFFLE_BUFFER)
         if self.batcher is not None:

@@ -62,8 +62,11 @@ class DeepFMConfig(TrainingConfig):
         max_vocabulary_size: int. Most values kept per column; a column
             with too many frequent values to count is hashed into this
             many buckets (`mmzoo.data.tabular.fit_features`).
-        shuffle_buffer: int. Rows in the training shuffle buffer (memory:
-            about one raw line or row each). Defaults to 100,000.
+        shuffle_buffer: int. Rows shuffled together in training (memory:
+            about one raw line or row each): the buffer of in-memory data;
+            for Criteo files, the window of lines permuted at once, cut
+            from blocks of lines drawn in random order. Defaults to
+            100,000.
         cache: str. `""` (read and parse every epoch), `"memory"`, or a
             file path prefix: keep the preprocessed batches after the
             first pass (`mmzoo.tasks.ctr.CTRTask.pipeline`).
