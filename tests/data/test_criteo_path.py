@@ -190,12 +190,17 @@ def test_shuffle_differs_per_epoch_and_repeats_per_seed(criteo_files):
     assert _label_and_ids(again) == first
 
 
-def test_training_shuffles_blocks_then_lines_in_windows(
-    criteo_files, monkeypatch
-):
-    monkeypatch.setattr(textfile, "BLOCK_BYTES", 1000)  # ~4 lines a block
-    folder, _ = criteo_files
-    files = ctr._criteo_files(folder)
+def test_training_shuffles_blocks_then_lines_in_windows(tmp_path, monkeypatch):
+    monkeypatch.setattr(textfile, "BLOCK_BYTES", 1000)  # ~3 lines a block
+    for name in ("day_0.txt", "day_1.txt"):  # Criteo-shaped, 280 bytes
+        (tmp_path / name).write_text(
+            "".join(
+                f"{n % 2}\t" + "\t".join([str(n)] * 13) + "\t"
+                + "\t".join([f"{n:08x}"] * 26) + "\n"
+                for n in range(150)
+            )
+        )  # fmt: skip
+    files = ctr._criteo_files(str(tmp_path))
 
     def lines_in_order(buffer, seed=3):
         blocks = ctr._criteo_blocks(files, "train", 0, shuffle=True)
