@@ -118,7 +118,10 @@ def csv_records(path):
                 yield start, fields
 
 
-BLOCK_BYTES = 4 << 20  # 4 MiB: about 17,000 Criteo lines
+# 2 MiB, about 8,700 Criteo lines: 4 MiB fitted DeepFM's Criteo
+# vocabularies 4% faster but raised peak memory by 58-75 MB (the blocks in
+# flight), 1 MiB was 9% slower (`benchmarks/README.md`).
+BLOCK_BYTES = 2 << 20
 
 
 def line_blocks(path, size, block_bytes=None):

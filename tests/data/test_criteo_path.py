@@ -47,7 +47,7 @@ def _label_and_ids(batches):
     return rows
 
 
-@pytest.fixture(params=[None, 1000], ids=["4MiB-blocks", "1000-byte-blocks"])
+@pytest.fixture(params=[None, 1000], ids=["2MiB-blocks", "1000-byte-blocks"])
 def block_bytes(request, monkeypatch):
     """The Criteo reader with its usual blocks (a sample file is one
     block) and with blocks of 1,000 bytes (lines cut across blocks)."""
@@ -131,7 +131,7 @@ def test_line_blocks_are_text_line_dataset_lines(tmp_path, content):
     path.write_bytes(content)
     expected = list(tf.data.TextLineDataset(str(path)).as_numpy_iterator())
     # Blocks of 1, 3 and 7 bytes cut lines, carriage returns and UTF-8
-    # characters anywhere; 4 MiB holds the file whole.
+    # characters anywhere; 2 MiB holds the file whole.
     for block_bytes in (1, 3, 7, None):
         lines, numbers = [], []
         for block_numbers, block_lines in textfile.line_blocks(
