@@ -46,6 +46,7 @@ def write_vocabulary(
         The list of tokens written (reserved tokens first).
     """
     ordered = not isinstance(counts, collections.abc.Mapping)
+    special = frozenset((PAD_TOKEN, OOV_TOKEN, *reserved))
     kept = (
         (token, count)
         for token, count in (counts if ordered else counts.items())
@@ -53,7 +54,7 @@ def write_vocabulary(
         and token
         and "\n" not in token
         and "\r" not in token
-        and token not in (PAD_TOKEN, OOV_TOKEN, *reserved)
+        and token not in special
     )
     if not ordered:
         kept = sorted(kept, key=lambda item: (-item[1], item[0]))
@@ -315,8 +316,15 @@ class StreamingCounter:
         strings = self.strings.lookup(keys).numpy()
         # UTF-8 byte order is code point order, so sorting the bytes sorts
         # the decoded values.
-        for i in np.lexsort((strings.astype(bytes), -counts)):
-            yield strings[i].decode("utf-8", "replace"), int(counts[i])
+        order = np.lexsort((strings.astype(bytes), -counts))
+        # In slices, as Python lists: indexing NumPy arrays one item at a
+        # time cost 0.4 s for the 600,000 values of Criteo's 1M rows.
+        for start in range(0, len(order), 65536):
+            part = order[start : start + 65536]
+            for value, count in zip(
+                strings[part].tolist(), counts[part].tolist(), strict=True
+            ):
+                yield value.decode("utf-8", "replace"), count
 
     def counts(self):
         """Dict of value to count of `most_common`, in its order."""
