@@ -40,16 +40,16 @@ def _chunk_costs(path, repeats):
 
     lines = next(iter(tf.data.TextLineDataset(path).batch(CHUNK)))
     numbers = tf.range(CHUNK, dtype=tf.int64)
-    paths = tf.fill([CHUNK], path)
+    files = tf.constant([path])
     categorical = list(ctr.CRITEO_CATEGORICAL)
     features, _ = ctr._decode_criteo_lines(lines)
     stripped = {c: tf.strings.strip(features[c]) for c in categorical}
     distinct = {c: StreamingCounter.distinct(stripped[c]) for c in categorical}
     counters = {c: StreamingCounter(400_000, 2) for c in categorical}
 
-    def check(paths, numbers, lines):
+    def check(file_indices, numbers, lines):
         with tf.control_dependencies(
-            [ctr._check_criteo_lines(paths, numbers, lines)]
+            [ctr._check_criteo_lines(files, file_indices, numbers, lines)]
         ):
             return tf.constant(0)
 
@@ -60,7 +60,7 @@ def _chunk_costs(path, repeats):
         ),
         "line check (regex)": (
             check,
-            paths,
+            tf.zeros([CHUNK], tf.int32),
             numbers,
             lines,
         ),

@@ -4,6 +4,7 @@ Each returns `TabularData` (see `mmzoo.data.tabular`): raw `(features,
 label)` splits whose feature names are the serving signature's input names.
 """
 
+import functools
 import glob
 import os
 
@@ -144,20 +145,23 @@ def _criteo_line_checks(paths, line_numbers, lines):
         return tf.constant(False)
 
 
-def _check_criteo_lines(paths, line_numbers, lines):
+def _check_criteo_lines(files, file_indices, line_numbers, lines):
     """An op that fails with InvalidArgument naming the first bad line of
-    the batch (`paths`, `line_numbers` (0-based) and `lines`, all `[B]`).
+    the batch: `files` holds the file names, `file_indices` each line's
+    file, `line_numbers` (0-based) its line (`[B]` like `lines`).
 
     One regular expression per line validates it; only a batch holding a
-    bad line pays for finding and naming it.
+    bad line pays for finding and naming it (the lines' paths included).
     """
     valid = tf.reduce_all(tf.strings.regex_full_match(lines, _CRITEO_LINE))
     valid = tf.cond(
         valid,
         lambda: tf.constant(True),
-        lambda: _criteo_line_checks(paths, line_numbers, lines),
+        lambda: _criteo_line_checks(
+            tf.gather(files, file_indices), line_numbers, lines
+        ),
     )
-    return tf.debugging.Assert(valid, [paths[:1]])
+    return tf.debugging.Assert(valid, [files[:1]])
 
 
 def _decode_criteo_lines(lines):
@@ -176,11 +180,12 @@ def _decode_criteo_lines(lines):
     return features, columns[0]
 
 
-def _parse_criteo_lines(paths, line_numbers, lines):
+def _parse_criteo_lines(files, file_indices, line_numbers, lines):
     """Parses a batch of Criteo lines to `(features, label)`; a bad line
-    fails with InvalidArgument naming its file and line."""
+    fails with InvalidArgument naming its file and line (see
+    `_check_criteo_lines`)."""
     with tf.control_dependencies(
-        [_check_criteo_lines(paths, line_numbers, lines)]
+        [_check_criteo_lines(files, file_indices, line_numbers, lines)]
     ):
         lines = tf.identity(lines)
     return _decode_criteo_lines(lines)
@@ -270,16 +275,16 @@ def _shuffle_blocks(blocks, buffer, seed):
     )
 
 
-def _criteo_fit_batches(files, seed):
+def _criteo_fit_batches(files, paths, seed):
     """The train split's `(features, label)` in blocks as read (see
     `_numbered_chunks`), in one read of the files that also checks every
-    line of the other splits (see `TabularData.fit_batches`)."""
-    paths = tf.constant(files)
+    line of the other splits (see `TabularData.fit_batches`); `paths` is
+    `files` as a tensor."""
 
     def train_rows(file_index, numbers, lines, splits):
-        line_paths = tf.fill(tf.shape(numbers), paths[file_index])
+        file_indices = tf.fill(tf.shape(numbers), file_index)
         with tf.control_dependencies(
-            [_check_criteo_lines(line_paths, numbers, lines)]
+            [_check_criteo_lines(paths, file_indices, numbers, lines)]
         ):
             lines = tf.boolean_mask(lines, tf.equal(splits, 0))
         return _decode_criteo_lines(lines)
@@ -307,8 +312,8 @@ def read_criteo(data_dir, seed=0):
     element of its own, and no row a dict of 40 tensors.
     `TabularData.fit_batches` (vocabulary fitting) reads the files once
     for all splits: every line checked, the train lines parsed, a block
-    at a time. `splits` is the
-    same data unbatched, made on first use, for small consumers.
+    at a time. `splits` is the same data unbatched, made on first use, for
+    small consumers.
 
     Args:
         data_dir: str. A TSV file, or a folder holding `train.txt` or
@@ -316,13 +321,8 @@ def read_criteo(data_dir, seed=0):
         seed: int. Split seed.
     """
     files = _criteo_files(data_dir)
-
     paths = tf.constant(files)
-
-    def parse(file_indices, numbers, lines):
-        return _parse_criteo_lines(
-            tf.gather(paths, file_indices), numbers, lines
-        )
+    parse = functools.partial(_parse_criteo_lines, paths)
 
     def batcher(split, batch_size, shuffle, shuffle_seed, buffer):
         blocks = _criteo_blocks(files, split, seed, shuffle)
@@ -340,7 +340,7 @@ def read_criteo(data_dir, seed=0):
         CRITEO_COLUMNS,
         splits,
         batcher,
-        fit_batcher=lambda: _criteo_fit_batches(files, seed),
+        fit_batcher=lambda: _criteo_fit_batches(files, paths, seed),
     )
 
 

@@ -177,7 +177,7 @@ class StreamingCounter:
     Example:
     >>> counter = StreamingCounter(1_000_000, 2)
     >>> counter.update(tf.constant(["a", "b", "a"]))
-    >>> counter.counts()  # {'a': 2, 'b': 1}
+    >>> counter.counts()  # {"a": 2}: "b", seen once, has no string
     """
 
     _EMPTY, _DELETED = -1, -2
