@@ -276,10 +276,10 @@ def _shuffle_blocks(blocks, buffer, seed):
 
 
 def _criteo_fit_batches(files, paths, seed):
-    """The train split's `(features, label)` in blocks as read (see
+    """`(features, label, rows)` of the train split in blocks as read (see
     `_numbered_chunks`), in one read of the files that also checks every
-    line of the other splits (see `TabularData.fit_batches`); `paths` is
-    `files` as a tensor."""
+    line of the other splits and counts every split's lines (see
+    `TabularData.fit_batches`); `paths` is `files` as a tensor."""
 
     def train_rows(file_index, numbers, lines, splits):
         file_indices = tf.fill(tf.shape(numbers), file_index)
@@ -287,7 +287,14 @@ def _criteo_fit_batches(files, paths, seed):
             [_check_criteo_lines(paths, file_indices, numbers, lines)]
         ):
             lines = tf.boolean_mask(lines, tf.equal(splits, 0))
-        return _decode_criteo_lines(lines)
+        counts = tf.math.bincount(
+            splits,
+            minlength=len(SPLIT_IDS),
+            maxlength=len(SPLIT_IDS),
+            dtype=tf.int64,
+        )
+        rows = {name: counts[index] for name, index in SPLIT_IDS.items()}
+        return (*_decode_criteo_lines(lines), rows)
 
     chunks = _numbered_chunks(files, seed, shuffle=False)
     return chunks.map(train_rows, num_parallel_calls=AUTOTUNE)

@@ -62,6 +62,11 @@ class TabularData:
             shuffle and parse cheaper than row by row (see `batches`).
         fit_batcher: optional callable `() -> tf.data.Dataset`, the
             `fit_batches` of a reader that can do it in one read.
+        rows: optional dict of split name to its number of rows, once
+            known: `fit_features` counts them in its pass over all
+            splits. `batches` then states its number of batches, so that
+            Keras shows each epoch's length from the first one and ends
+            it without a "Your input ran out of data" warning.
     """
 
     name: str
@@ -69,6 +74,7 @@ class TabularData:
     splits: dict
     batcher: object = None
     fit_batcher: object = None
+    rows: dict = None
 
     def batches(
         self, split, batch_size, shuffle=False, seed=0, shuffle_buffer=None
@@ -86,34 +92,57 @@ class TabularData:
         """
         buffer = int(shuffle_buffer or SHUFFLE_BUFFER)
         if self.batcher is not None:
-            return self.batcher(split, batch_size, shuffle, seed, buffer)
-        dataset = self.splits[split]
-        if shuffle:
-            dataset = dataset.shuffle(
-                buffer, seed=seed, reshuffle_each_iteration=True
+            dataset = self.batcher(split, batch_size, shuffle, seed, buffer)
+        else:
+            dataset = self.splits[split]
+            if shuffle:
+                dataset = dataset.shuffle(
+                    buffer, seed=seed, reshuffle_each_iteration=True
+                )
+            dataset = dataset.batch(batch_size)
+        rows = (self.rows or {}).get(split)
+        if rows is not None:
+            # Batches of `batch_size` but the last (`rebatch` and `batch`).
+            dataset = dataset.apply(
+                tf.data.experimental.assert_cardinality(-(-rows // batch_size))
             )
-        return dataset.batch(batch_size)
+        return dataset
 
     def fit_batches(self, batch_size):
-        """The train split's raw `(features, label)` batches, for fitting
-        vocabularies and statistics, from a pass that reads every other
-        split too: a malformed row anywhere fails now (naming its file and
-        line), not in the evaluation after training.
+        """`(features, label, rows)`: the train split's raw batches, for
+        fitting vocabularies and statistics, from a pass that reads every
+        other split too, so that a malformed row anywhere fails now
+        (naming its file and line), not in the evaluation after training;
+        `rows` maps each split name to its rows read in this step (an
+        int64 scalar), the train rows included.
 
         Readers that can do both in one read of their files supply
         `fit_batcher` (`read_criteo`: chunks of lines as read, so batch
         sizes vary); otherwise the train batches are followed by the
-        other splits, read and dropped.
+        other splits' batches, counted and emptied of rows.
         """
         if self.fit_batcher is not None:
             return self.fit_batcher()
-        dataset = self.batches("train", batch_size)
+
+        def counted(split):
+            def count(features, label):
+                rows = {
+                    name: tf.size(label, out_type=tf.int64)
+                    if name == split
+                    else tf.constant(0, tf.int64)
+                    for name in self.splits
+                }
+                if split != "train":  # read and checked, not fitted
+                    features = {k: v[:0] for k, v in features.items()}
+                    label = label[:0]
+                return features, label, rows
+
+            return self.batches(split, batch_size).map(count)
+
+        dataset = counted("train")
         for split in self.splits:
             if split != "train":
-                others = self.batches(split, batch_size)
-                dataset = dataset.concatenate(
-                    others.filter(lambda *_: tf.constant(False))
-                )
+                dataset = dataset.concatenate(counted(split))
         return dataset
 
 
@@ -160,10 +189,12 @@ def fit_features(
 
     One streaming pass (`TabularData.fit_batches`: the train split's
     batches, reading the other splits too so that a malformed row fails
-    before training): values are counted in TensorFlow hash tables (C
-    speed, memory bounded by the distinct values; each batch's distinct
-    values found in parallel `tf.data` threads), strings split and
-    tokenized by the serving preprocessor's own ops. Vocabulary
+    before training, and counting every split's rows into `data.rows`,
+    so that `data.batches` knows its length): values are counted in
+    TensorFlow hash tables (C speed, memory bounded by the distinct
+    values; each batch's distinct values found in parallel `tf.data`
+    threads), strings split and tokenized by the serving preprocessor's
+    own ops. Vocabulary
     files are written to `directory/<feature>.txt` and travel with the
     export as assets.
 
@@ -204,7 +235,7 @@ def fit_features(
     squares = collections.defaultdict(float)
     finite = collections.defaultdict(int)
 
-    def summarize(features, labels):
+    def summarize(features, labels, rows):
         # Per batch, in parallel tf.data threads: numeric sums, token
         # counts, and each counted column's distinct values and counts
         # (`StreamingCounter.distinct`); only the merge into the counters'
@@ -235,7 +266,7 @@ def fit_features(
                 stats[column.name] = values.row_lengths()
             if column.name in counters:
                 distinct[column.name] = StreamingCounter.distinct(values)
-        return tf.size(labels), stats, distinct
+        return rows, stats, distinct
 
     summaries = (
         data.fit_batches(FIT_BATCH)
@@ -270,9 +301,9 @@ def fit_features(
         return merge, list(active)
 
     merge, merged = make_merge()
-    num_rows = 0
+    split_rows = collections.Counter()
     for rows, stats, distinct in summaries:
-        num_rows += int(rows)
+        split_rows.update({name: int(n) for name, n in rows.items()})
         sizes = merge(distinct).numpy() if merged else ()
         gave_up = [
             counters[name].check(size) for name, size in zip(merged, sizes)
@@ -287,8 +318,9 @@ def fit_features(
                 finite[column.name] += int(count)
             elif column.kind in ("multi_value", "text"):
                 lengths[column.name].append(stats[column.name].numpy())
-    if num_rows == 0:
+    if split_rows["train"] == 0:
         raise ValueError(f"{data.name}: the train split is empty")
+    data.rows = {name: split_rows[name] for name in data.splits}
     os.makedirs(directory, exist_ok=True)
     specs = []
     for column in data.columns:

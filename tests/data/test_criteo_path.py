@@ -35,7 +35,7 @@ def criteo_files(shared_data, tmp_path_factory):
 def _label_and_ids(batches):
     """Each row as (label, I1, C1) in the order the batches hold them."""
     rows = []
-    for features, labels in batches:
+    for features, labels, *_ in batches:
         for label, number, category in zip(
             labels.numpy(),
             features["I1"].numpy(),
@@ -110,6 +110,14 @@ def test_fit_batches_hold_the_train_rows_and_fit_their_counts(
             values = np.asarray(numbers[spec.name], np.float64)
             values = values[np.isfinite(values)]
             assert spec.mean == pytest.approx(values.mean(), rel=1e-9)
+    # The same pass counted every split's rows, so that batches state
+    # their number (Keras then knows an epoch's length from the first).
+    for split in data.splits:
+        rows = sum(1 for _ in data.splits[split])
+        assert data.rows[split] == rows, split
+        batches = data.batches(split, 16, shuffle=True)
+        assert int(batches.cardinality()) == -(-rows // 16)
+        assert sum(1 for _ in batches) == -(-rows // 16)
 
 
 @pytest.mark.parametrize(
