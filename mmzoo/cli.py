@@ -4,6 +4,7 @@ prepare-clips."""
 import argparse
 import ast
 import json
+import logging
 import os
 import sys
 
@@ -417,8 +418,47 @@ def build_parser():
     return parser
 
 
+class _LogFormat(logging.Formatter):
+    """`mmzoo: what` for progress, `mmzoo: warning: what` and the like
+    above it: the CLI's own message style."""
+
+    def format(self, record):
+        level = ""
+        if record.levelno >= logging.WARNING:
+            level = f"{record.levelname.lower()}: "
+        return f"mmzoo: {level}{record.getMessage()}"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when a record comes, not as it was
+    when the handler was made (pytest, notebooks and the native log
+    filter replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _show_logs():
+    """Shows mmzoo's log records of level INFO and up on stderr (progress
+    of long steps, such as fitting vocabularies on a large file); once
+    per process."""
+    logger = logging.getLogger("mmzoo")
+    if any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(_LogFormat())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    _show_logs()
     if args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return _run(args)

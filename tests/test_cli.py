@@ -103,6 +103,13 @@ def test_stderr_has_no_native_start_up_noise_and_no_progress_bar(trained):
     assert not noise, noise
     # The reader counted the splits' rows: Keras knew the epoch's length.
     assert "ran out of data" not in proc.stderr
+    # What fitting found (on a large file, progress lines before it).
+    assert re.search(
+        r"^mmzoo: criteo: 200 rows \(train \d+, val \d+, test \d+\); "
+        r"vocabularies of 26 columns written to .+, 0 hashed; ",
+        proc.stderr,
+        re.M,
+    ), proc.stderr[-2000:]
     # Not a terminal: one line per epoch ("3/3 - 3s - 1s/step - auc: ..."),
     # no progress bar redrawn in place.
     assert re.search(r"^\d+/\d+ - \d+m?s - .*loss: ", proc.stdout, re.M)

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +24,10 @@ from mmzoo.data.vocab import StreamingCounter, Vocabulary, write_vocabulary
 from mmzoo.specs import FeatureSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
+_log = logging.getLogger(__name__)
+# Seconds between progress lines of `fit_features` (INFO; the CLI shows
+# them): a pass over a Criteo-sized file takes minutes.
+PROGRESS_SECONDS = 10.0
 # Rows per batch while fitting vocabularies and statistics.
 FIT_BATCH = 8192
 # For the one pass of `fit_features`: with tf.data's autotuning, deleting
@@ -224,6 +229,7 @@ def fit_features(
     """
     hash_buckets = dict(hash_buckets or {})
     max_lengths = max_lengths or {}
+    start = time.monotonic()
     max_distinct = int(max_distinct or 4 * max_vocabulary_size)
     counters = {
         c.name: StreamingCounter(max_distinct, min_count)
@@ -302,8 +308,19 @@ def fit_features(
 
     merge, merged = make_merge()
     split_rows = collections.Counter()
+    last_report = start
     for rows, stats, distinct in summaries:
         split_rows.update({name: int(n) for name, n in rows.items()})
+        if time.monotonic() - last_report >= PROGRESS_SECONDS:
+            last_report = time.monotonic()
+            read = sum(split_rows.values())
+            _log.info(
+                "%s: fitting vocabularies and statistics: %s rows read "
+                "(%s rows/s)",
+                data.name,
+                f"{read:,}",
+                f"{read / max(last_report - start, 1e-9):,.0f}",
+            )
         sizes = merge(distinct).numpy() if merged else ()
         gave_up = [
             counters[name].check(size) for name, size in zip(merged, sizes)
@@ -335,7 +352,7 @@ def fit_features(
         if name in counters and counters[name].overflowed:
             # Too many frequent values to count within the bound: hashed.
             hash_buckets[name] = max_vocabulary_size
-            logging.getLogger(__name__).warning(
+            _log.warning(
                 "%s: column %s has more than %d distinct values seen at "
                 "least %d times; hashing it into %d buckets",
                 data.name, name, max_distinct // 2, min_count,
@@ -375,6 +392,18 @@ def fit_features(
                 max_length=length,
             )
         )
+    hashed = sum(1 for spec in specs if spec.hash_buckets)
+    _log.info(
+        "%s: %s rows (%s); vocabularies of %d columns written to %s, "
+        "%d hashed; %.1f s",
+        data.name,
+        f"{sum(data.rows.values()):,}",
+        ", ".join(f"{name} {rows:,}" for name, rows in data.rows.items()),
+        sum(1 for spec in specs if spec.kind != "numeric") - hashed,
+        directory,
+        hashed,
+        time.monotonic() - start,
+    )
     return tuple(specs)
 
 

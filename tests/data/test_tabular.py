@@ -3,6 +3,7 @@
 import gc
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -246,6 +247,35 @@ def test_empty_train_split_is_an_error(tmp_path):
     data.splits["train"] = data.splits["train"].take(0)
     with pytest.raises(ValueError, match="train split is empty"):
         tabular.fit_features(data, str(tmp_path))
+
+
+def test_fitting_reports_progress_and_each_splits_rows(
+    tmp_path, monkeypatch, caplog
+):
+    # A line at every step (the CLI shows these; a large file takes
+    # minutes), then what was fitted and the rows of each split.
+    monkeypatch.setattr(tabular, "PROGRESS_SECONDS", 0.0)
+    data = _data()
+    data.splits["val"] = data.splits["train"].take(3)
+    directory = str(tmp_path / "vocab")
+    with caplog.at_level("INFO", logger="mmzoo.data.tabular"):
+        tabular.fit_features(data, directory, hash_buckets={"shop": 16})
+    messages = [
+        r.getMessage() for r in caplog.records if r.name == tabular.__name__
+    ]
+    progress = (
+        r"toy: fitting vocabularies and statistics: {} rows read "
+        r"\([\d,]+ rows/s\)"
+    )
+    assert len(messages) == 3, messages
+    assert re.fullmatch(progress.format(7), messages[0]), messages
+    assert re.fullmatch(progress.format(10), messages[1]), messages
+    assert re.fullmatch(
+        r"toy: 10 rows \(train 7, val 3\); vocabularies of 3 columns "
+        rf"written to {re.escape(directory)}, 1 hashed; \d+\.\d s",
+        messages[2],
+    ), messages
+    assert data.rows == {"train": 7, "val": 3}
 
 
 def test_missing_feature_names_it(fitted):
