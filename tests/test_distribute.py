@@ -10,9 +10,14 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from mmzoo import cli, distribute
+from mmzoo.data import ctr
+from mmzoo.registry import get_task
+from mmzoo.tasks.ctr import CTRPrepared
+from mmzoo.training import load_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A hang (a worker waiting on a collective) fails the test instead.
@@ -86,7 +91,31 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _write_criteo_files(folder, sizes, seed=0):
+    """Criteo-shaped files of `sizes` lines (labels follow C1)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    for index, size in enumerate(sizes):
+        lines = []
+        for _ in range(size):
+            numbers = rng.integers(-1, 50, 13)
+            categories = rng.integers(0, 20, 26)
+            label = int(categories[0] < 8) ^ int(rng.random() < 0.2)
+            lines.append(
+                "\t".join(
+                    [str(label)]
+                    + [str(n) if n >= 0 else "" for n in numbers]
+                    + [f"{c:08x}" for c in categories]
+                )
+            )
+        (folder / f"day_{index}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def test_multi_worker_chief_writes_the_run_and_the_export(tmp_path):
+    # Criteo files of unequal sizes: tf.data shards them by file, so each
+    # worker reads a different number of batches than the whole data has.
+    data_dir = _write_criteo_files(tmp_path / "criteo", (120, 80))
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     procs = []
@@ -100,8 +129,9 @@ def test_multi_worker_chief_writes_the_run_and_the_export(tmp_path):
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "mmzoo.cli", "train", "deepfm"]
-                + ["--variant", "tiny", "--epochs", "1"]
-                + ["--steps-per-epoch", "3", "--distribute", "multi-worker"]
+                + ["--dataset", "criteo", "--data-dir", str(data_dir)]
+                + ["--variant", "tiny", "--epochs", "2", "--batch-size", "16"]
+                + ["--distribute", "multi-worker"]
                 + ["--logdir", str(tmp_path / "logs")]
                 + ["--export-dir", str(export_dir)]
                 + ["--run-dir", str(run_dir), "--no-verify"],
@@ -123,8 +153,17 @@ def test_multi_worker_chief_writes_the_run_and_the_export(tmp_path):
     assert chief["run_dir"] == str(run_dir)
     assert chief["export"] == str(export_dir / "deepfm" / "1")
     assert (worker["run_dir"], worker["export"]) == (None, None)
-    # Every worker evaluates (the metrics are reduced over both).
+    # Every worker evaluates (the metrics are reduced over both), every
+    # row once: the metrics are those of the model on the whole splits.
     assert chief["metrics"] == worker["metrics"]
+    name, model, config, preprocessor, _ = load_run(str(run_dir))
+    task = get_task(name)
+    task.compile(model, config)
+    data = ctr.read_criteo(str(data_dir), seed=0)
+    prepared = CTRPrepared(config, preprocessor, data.splits, None, data)
+    for split in ("val", "test"):
+        whole = task.evaluate(model, prepared, split, 16)
+        assert chief["metrics"][split] == pytest.approx(whole, rel=1e-5)
     assert os.listdir(export_dir / "deepfm") == ["1"]
     files = sorted(
         os.path.relpath(os.path.join(d, f), run_dir)
