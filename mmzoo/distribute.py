@@ -144,14 +144,6 @@ class Distribution:
                         "batch that is one too"
                     )
 
-    @property
-    def shards_input(self):
-        """Whether each process reads only its shard of the input
-        (`multi-worker`, and `tpu` on a pod's several hosts): tf.data's
-        auto-sharding splits a dataset read from files by file, so a
-        worker's number of batches is not the dataset's."""
-        return self.kind in ("multi-worker", "tpu")
-
     def scope(self):
         """The context that model building and `compile` need (the
         strategy's scope; nothing otherwise)."""

@@ -140,12 +140,6 @@ def train(
     assets_dir = os.path.join(work_dir, "preprocessing")
     prepared = task.prepare(config, dataset, data_dir, assets_dir, seed)
     config = prepared.config
-    data = getattr(prepared, "data", None)
-    if distribution.shards_input and getattr(data, "rows", None):
-        # The rows counted in `prepare` are the whole dataset's, not this
-        # worker's shard: a stated number of batches would end its epochs
-        # and evaluations early (or late). Keras finds each epoch's end.
-        data.rows = None
     with distribution.scope():
         model = registry.build(model_name, config=config)
         task.compile(model, config)

@@ -5,6 +5,7 @@ or JAX starts, so each training runs in a process of its own."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from mmzoo import cli, distribute
 from mmzoo.data import ctr
 from mmzoo.registry import get_task
 from mmzoo.tasks.ctr import CTRPrepared
-from mmzoo.training import load_run
+from mmzoo.training import load_run, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A hang (a worker waiting on a collective) fails the test instead.
@@ -113,8 +114,8 @@ def _write_criteo_files(folder, sizes, seed=0):
 
 
 def test_multi_worker_chief_writes_the_run_and_the_export(tmp_path):
-    # Criteo files of unequal sizes: tf.data shards them by file, so each
-    # worker reads a different number of batches than the whole data has.
+    # Criteo files of unequal sizes, read by both workers: tf.data's
+    # default sharding by file kept half of each worker's training rows.
     data_dir = _write_criteo_files(tmp_path / "criteo", (120, 80))
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
@@ -160,10 +161,27 @@ def test_multi_worker_chief_writes_the_run_and_the_export(tmp_path):
     task = get_task(name)
     task.compile(model, config)
     data = ctr.read_criteo(str(data_dir), seed=0)
+    # Every epoch, each worker took one device's steps over all the train
+    # rows in global batches of 16 ("10/10 - 3s - ..." per epoch).
+    steps = -(-sum(1 for _ in data.splits["train"]) // 16)
+    for out, _ in outputs:
+        epochs = re.findall(r"^(\d+)/(\d+) - ", out, re.M)
+        assert epochs == [(str(steps), str(steps))] * 2, out[-2000:]
     prepared = CTRPrepared(config, preprocessor, data.splits, None, data)
     for split in ("val", "test"):
         whole = task.evaluate(model, prepared, split, 16)
         assert chief["metrics"][split] == pytest.approx(whole, rel=1e-5)
+    # And the same model as one device trains: the same global batches,
+    # every train row once an epoch.
+    one = train(
+        "deepfm", dataset="criteo", data_dir=str(data_dir), variant="tiny",
+        epochs=2, batch_size=16, export_dir=None, verbose=0,
+        run_dir=str(tmp_path / "one-device"),
+    )  # fmt: skip
+    for split in ("val", "test"):
+        assert chief["metrics"][split] == pytest.approx(
+            one["metrics"][split], rel=1e-4
+        ), (chief["metrics"], one["metrics"])
     assert os.listdir(export_dir / "deepfm") == ["1"]
     files = sorted(
         os.path.relpath(os.path.join(d, f), run_dir)
